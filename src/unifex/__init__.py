@@ -1,0 +1,51 @@
+"""unifex: one executor API over every concurrency model Python has.
+
+    with unifex.executor("gevent", size=5) as ex:   # or "thread", "process", ...
+        for page in ex.map(fetch, urls):
+            ...
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import CancelledError
+
+from ._api import Executor, executor
+from ._errors import (
+    DeadlockError,
+    ExecutorClosedError,
+    SerializationError,
+    TaskTimeoutError,
+    TerminatedError,
+    UnifexError,
+    UnknownBackendError,
+    WorkerCrashedError,
+)
+from ._future import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, wait
+from ._registry import backends, register_backend
+from ._wait import sleep
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "CancelledError",
+    "DeadlockError",
+    "Executor",
+    "ExecutorClosedError",
+    "Future",
+    "SerializationError",
+    "TaskTimeoutError",
+    "TerminatedError",
+    "UnifexError",
+    "UnknownBackendError",
+    "WorkerCrashedError",
+    "__version__",
+    "as_completed",
+    "backends",
+    "executor",
+    "register_backend",
+    "sleep",
+    "wait",
+)

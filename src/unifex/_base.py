@@ -1,0 +1,496 @@
+"""What every backend shares: the lifecycle state machine, ``apply_async`` and a
+lazy, bounded ``map`` written once on top of ``_dispatch``, argument checks, the
+deadline timer of thread tasks, and the task runner of thread workers.
+
+A backend subclasses :class:`BaseExecutor` and implements ``_dispatch`` (hand a
+task to a worker), ``_shutdown`` (close) and ``_terminate``, plus the helper
+factories when the thread helpers do not fit its model.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
+from typing import Any, ClassVar, TypeVar
+
+from typing_extensions import ParamSpec
+
+from . import _wait
+from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
+from ._future import Future, _DoneQueue
+
+__all__ = ["BaseExecutor", "Timer", "check_size", "run_chunk", "run_task"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+RUNNING, CLOSED, TERMINATED = 0, 1, 2
+_monotonic = time.monotonic
+
+
+def default_thread_count() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def check_size(size: object, name: str = "size") -> int | None:
+    """``size`` must be a positive int or None."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{name} must be a positive int or None, not {size!r}")
+    return size
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, not {timeout!r}")
+    return float(timeout)
+
+
+def describe_call(fn: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, limit: int = 80) -> str:
+    """``f(3, key='x')`` for messages, cut to ``limit`` characters."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    text = f"{name}({', '.join(parts)})"
+    return text if len(text) <= limit else text[: limit - 4] + "...)"
+
+
+class Timer:
+    """Calls ``fn(arg)`` at monotonic times on one lazily started thread, which
+    exits when nothing is left to call."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Callable[[Any], object], Any]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, when: float, fn: Callable[[Any], object], arg: Any) -> None:
+        with self._cond:
+            seq = next(self._seq)
+            heapq.heappush(self._heap, (when, seq, fn, arg))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == seq:  # new earliest deadline: wake the thread to re-arm
+                self._cond.notify()
+
+    def _run(self) -> None:
+        cond = self._cond
+        with cond:
+            while self._heap:
+                when = self._heap[0][0]
+                delay = when - _monotonic()
+                if delay > 0:
+                    cond.wait(delay)
+                    continue
+                _, _, fn, arg = heapq.heappop(self._heap)
+                cond.release()
+                try:
+                    fn(arg)
+                finally:
+                    cond.acquire()
+            self._thread = None
+
+    def stop(self) -> None:
+        """Drop every pending call and wait for the thread to end."""
+        with self._cond:
+            self._heap.clear()
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+
+def _expire(fut: Future[Any]) -> None:
+    fut.try_set_exception(TaskTimeoutError("the task ran past its timeout; the thread finishes it in the background"))
+
+
+def run_task(item: tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], float | None], timer: Timer | None) -> None:
+    """Run one task in the calling thread and settle its future.
+
+    With a timeout, the future fails with ``TaskTimeoutError`` at the deadline
+    (threads cannot be killed: the function runs on, and its later result is
+    dropped), and the task's blocking unifex calls raise once it has passed.
+    """
+    fut, fn, args, kwargs, timeout = item
+    if not fut.set_running_or_notify_cancel():
+        return
+    if timeout is None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            fut.try_set_exception(exc)
+        else:
+            fut.try_set_result(result)
+        return
+    deadline = _monotonic() + timeout
+    assert timer is not None
+    timer.call_at(deadline, _expire, fut)
+    _wait.set_task_deadline(deadline)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        fut.try_set_exception(exc)
+    else:
+        fut.try_set_result(result)
+    finally:
+        _wait.set_task_deadline(None)
+
+
+def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[T], BaseException | None]:
+    """Run ``fn`` over a chunk of argument tuples; stop at the first error and
+    return the results before it with that error, so ``map`` raises it at its
+    position."""
+    results: list[T] = []
+    append = results.append
+    try:
+        for args in chunk:
+            append(fn(*args))
+    except Exception as exc:
+        return results, exc
+    return results, None
+
+
+def terminated_error() -> TerminatedError:
+    return TerminatedError("the task was running when terminate() stopped the executor")
+
+
+def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
+    """On terminate: cancel what has not started, fail what runs with TerminatedError."""
+    for fut in futures:
+        if fut is not None and not fut.cancel():
+            fut.try_set_exception(terminated_error())
+
+
+class BaseExecutor:
+    """Lifecycle, ``apply_async`` and ``map`` for every backend."""
+
+    kind: ClassVar[str] = "?"
+    #: options this kind accepts besides ``size``
+    options: ClassVar[frozenset[str]] = frozenset()
+    #: what the conformance suite may expect (see ``unifex.testing``)
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, size: int | None = None) -> None:
+        size = check_size(size)
+        self.size: int = size if size is not None else self.default_size()
+        self._state = RUNNING
+        self._state_lock = threading.RLock()
+        self._timer_: Timer | None = None
+
+    @classmethod
+    def default_size(cls) -> int:
+        return default_thread_count()
+
+    def __repr__(self) -> str:
+        state = ("running", "closed", "terminated")[self._state]
+        return f"<unifex.executor kind={self.kind!r} size={self.size} {state}>"
+
+    # -- to implement --------------------------------------------------------------
+
+    def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+        """Hand one task to the workers; called with the state lock held."""
+        raise NotImplementedError
+
+    def _shutdown(self, wait: bool) -> None:
+        """Stop accepting work (already refused by the base) and, with ``wait``,
+        return when every accepted task and its callbacks are done and every
+        worker is gone. Called on every ``close()``."""
+        raise NotImplementedError
+
+    def _terminate(self) -> None:
+        """Cancel queued tasks, stop running ones where the model can, fail their
+        futures with ``TerminatedError``. Called once."""
+        raise NotImplementedError
+
+    def _default_chunksize(self, hint: int | None) -> int:
+        """Inputs per batch for ``map(chunksize=None)``; ``hint`` is the input
+        length when known. Cheap-to-send kinds keep 1."""
+        return 1
+
+    # -- shared helpers for backends -----------------------------------------------
+
+    @property
+    def _timer(self) -> Timer:
+        timer = self._timer_
+        if timer is None:
+            with self._state_lock:
+                if self._timer_ is None:
+                    self._timer_ = Timer(f"unifex-{self.kind}-timeouts")
+                timer = self._timer_
+        return timer
+
+    def _stop_timer(self) -> None:
+        if self._timer_ is not None:
+            self._timer_.stop()
+
+    def _closed_error(self) -> ExecutorClosedError:
+        how = "terminated" if self._state == TERMINATED else "closed"
+        return ExecutorClosedError(f"this {self.kind!r} executor is {how}; no new work is accepted. Create a new executor with unifex.executor({self.kind!r})")
+
+    # -- the public protocol -------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._state != RUNNING
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)``; return its :class:`unifex.Future`."""
+        fut: Future[T] = Future(self)
+        with self._state_lock:
+            if self._state:
+                raise self._closed_error()
+            self._dispatch(fut, fn, args, kwargs, None)
+        return fut
+
+    def apply_async(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[Any] = (),
+        kwds: dict[str, Any] | None = None,
+        *,
+        callback: Callable[[T], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+        timeout: float | None = None,
+    ) -> Future[T]:
+        """``multiprocessing.Pool.apply_async``: ``callback(result)`` on success,
+        ``error_callback(exc)`` on failure, both in the submitting process;
+        ``timeout`` seconds per task, counted from when the task starts."""
+        timeout = check_timeout(timeout)
+        fut: Future[T] = Future(self)
+        if callback is not None or error_callback is not None:
+            fut._callbacks = [_result_callback(callback, error_callback)]
+        with self._state_lock:
+            if self._state:
+                raise self._closed_error()
+            self._dispatch(fut, fn, tuple(args), dict(kwds) if kwds else {}, timeout)
+        return fut
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """Lazy ``map``: at most ``buffersize`` inputs in flight (default
+        ``2 * size`` tasks' worth), results in input order unless
+        ``ordered=False``, the first task error raised at its position, and
+        ``timeout`` a deadline counted from this call."""
+        if not iterables:
+            raise TypeError("map() needs at least one iterable")
+        check_size(chunksize, "chunksize")
+        check_size(buffersize, "buffersize")
+        timeout = check_timeout(timeout) if timeout is not None else None
+        if self._state:
+            raise self._closed_error()
+        end = None if timeout is None else _monotonic() + timeout
+        if chunksize is None:
+            hint = None
+            if all(hasattr(it, "__len__") for it in iterables):
+                hint = min(len(it) for it in iterables)  # type: ignore[arg-type]
+            chunksize = self._default_chunksize(hint)
+        if buffersize is None:
+            buffersize = 2 * self.size * chunksize
+        chunksize = min(chunksize, buffersize)
+        inputs: Iterator[tuple[Any, ...]] = zip(*iterables)
+        in_flight = max(1, buffersize // chunksize)
+        if chunksize == 1:
+            return _MapRun(self, fn, inputs, in_flight, end, ordered, False).run()
+        return _MapRun(self, fn, _batched(inputs, chunksize), in_flight, end, ordered, True).run()
+
+    def close(self, wait: bool = True) -> None:
+        """No new work; with ``wait``, return when every accepted task (and its
+        callbacks) has finished and every worker is gone. Idempotent."""
+        with self._state_lock:
+            if self._state == RUNNING:
+                self._state = CLOSED
+            terminated = self._state == TERMINATED
+        if not terminated:
+            self._shutdown(wait)
+
+    def terminate(self) -> None:
+        """Stop now: cancel queued tasks, stop running ones where the model
+        allows, fail their futures with ``TerminatedError``. Idempotent."""
+        with self._state_lock:
+            if self._state == TERMINATED:
+                return
+            self._state = TERMINATED
+        self._terminate()
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            self.terminate()
+        else:
+            self.close(wait=True)
+
+    # -- helpers (section 4 of the contract); thread helpers by default -----------
+
+    def Lock(self) -> Any:
+        from ._shared import Lock
+
+        return Lock()
+
+    def RLock(self) -> Any:
+        from ._shared import RLock
+
+        return RLock()
+
+    def Event(self) -> Any:
+        from ._shared import Event
+
+        return Event()
+
+    def Semaphore(self, n: int = 1) -> Any:
+        from ._shared import Semaphore
+
+        return Semaphore(n)
+
+    def BoundedSemaphore(self, n: int = 1) -> Any:
+        from ._shared import BoundedSemaphore
+
+        return BoundedSemaphore(n)
+
+    def Condition(self, lock: Any = None) -> Any:
+        from ._shared import Condition
+
+        return Condition(lock)
+
+    def Queue(self, maxsize: int = 0) -> Any:
+        from ._shared import Queue
+
+        return Queue(maxsize)
+
+    def dict(self, *args: Any, **kwargs: Any) -> Any:
+        return dict(*args, **kwargs)
+
+
+def _result_callback(
+    callback: Callable[[Any], object] | None, error_callback: Callable[[BaseException], object] | None
+) -> Callable[[Future[Any]], None]:
+    def on_done(fut: Future[Any]) -> None:
+        if fut.cancelled():
+            if error_callback is not None:
+                error_callback(CancelledError("the task was cancelled before it ran"))
+            return
+        exc = fut._exception
+        if exc is None:
+            if callback is not None:
+                callback(fut._result)
+        elif error_callback is not None:
+            error_callback(exc)
+
+    return on_done
+
+
+def _batched(it: Iterator[tuple[Any, ...]], n: int) -> Iterator[list[tuple[Any, ...]]]:
+    while True:
+        chunk = list(itertools.islice(it, n))
+        if not chunk:
+            return
+        yield chunk
+
+
+class _MapRun:
+    """One ``map`` call: keeps ``in_flight`` tasks submitted and yields results."""
+
+    def __init__(self, ex: BaseExecutor, fn: Callable[..., Any], inputs: Iterator[Any], in_flight: int, end: float | None, ordered: bool, chunked: bool) -> None:
+        self.ex = ex
+        self.fn = fn
+        self.inputs = inputs
+        self.in_flight = in_flight
+        self.end = end
+        self.chunked = chunked
+        self.done_queue = None if ordered else _DoneQueue(ex)
+        self.pending: deque[Future[Any]] = deque()
+        self.exhausted = False
+        self._fill(in_flight)  # start work at call time, like concurrent.futures
+
+    def _fill(self, target: int) -> None:
+        pending = self.pending
+        ex = self.ex
+        while len(pending) < target and not self.exhausted:
+            try:
+                item = next(self.inputs)
+            except StopIteration:
+                self.exhausted = True
+                return
+            fut: Future[Any] = Future(ex)
+            if self.done_queue is not None:
+                fut._callbacks = [self.done_queue]
+            with ex._state_lock:
+                if ex._state:
+                    raise ex._closed_error()
+                if self.chunked:
+                    ex._dispatch(fut, run_chunk, (self.fn, item), {}, None)
+                else:
+                    ex._dispatch(fut, self.fn, item, {}, None)
+            pending.append(fut)
+
+    def _remaining(self) -> float | None:
+        if self.end is None:
+            return None
+        return max(0.0, self.end - _monotonic())
+
+    def run(self) -> Iterator[Any]:
+        try:
+            if self.done_queue is None:
+                yield from self._ordered()
+            else:
+                yield from self._unordered()
+        finally:
+            for fut in self.pending:
+                fut.cancel()
+
+    def _ordered(self) -> Iterator[Any]:
+        pending = self.pending
+        while pending:
+            fut = pending[0]
+            try:
+                result = fut.result(self._remaining())
+            except TimeoutError:
+                if fut.done():
+                    raise
+                raise TimeoutError("map() did not finish within its timeout") from None
+            pending.popleft()
+            self._fill(self.in_flight)
+            if self.chunked:
+                results, exc = result
+                yield from results
+                if exc is not None:
+                    raise exc
+            else:
+                yield result
+
+    def _unordered(self) -> Iterator[Any]:
+        pending = self.pending
+        queue = self.done_queue
+        assert queue is not None
+        while pending:
+            fut = queue.get(self._remaining())
+            if fut is None:
+                raise TimeoutError("map() did not finish within its timeout")
+            pending.remove(fut)
+            self._fill(self.in_flight)
+            if self.chunked:
+                results, exc = fut.result()
+                yield from results
+                if exc is not None:
+                    raise exc
+            else:
+                yield fut.result()

@@ -1,0 +1,101 @@
+"""The ``thread`` kind: OS threads fed from one ``SimpleQueue``, tuned to cost
+no more per task than :class:`concurrent.futures.ThreadPoolExecutor`.
+
+Threads start on demand up to ``size`` (an idle thread is reused before a new
+one is made) and live until ``close()``. Threads cannot be interrupted: a
+per-task ``timeout`` or ``terminate()`` fails the future at once and the thread
+finishes the function in the background.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from queue import Empty, SimpleQueue
+from typing import Any, ClassVar, final
+
+from .._base import BaseExecutor, fail_unfinished, run_task
+from .._future import Future
+
+__all__ = ["ThreadExecutor"]
+
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
+
+
+@final
+class ThreadExecutor(BaseExecutor):
+    """Tasks on a pool of OS threads."""
+
+    kind: ClassVar[str] = "thread"
+    options: ClassVar[frozenset[str]] = frozenset({"thread_name_prefix"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "threads"})
+
+    def __init__(self, size: int | None = None, *, thread_name_prefix: str = "unifex-thread") -> None:
+        super().__init__(size)
+        self._prefix = thread_name_prefix
+        self._queue: SimpleQueue[_Item | None] = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._slots: list[list[Future[Any] | None]] = []
+        # idle tokens: one per thread waiting for work that no submit has claimed yet
+        self._idle = 0
+        self._idle_lock = threading.Lock()
+        self._sentinels_sent = False
+
+    def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+        self._queue.put((fut, fn, args, kwargs, timeout))
+        with self._idle_lock:
+            if self._idle:
+                self._idle -= 1
+                return
+        if len(self._threads) < self.size:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        slot: list[Future[Any] | None] = [None]
+        thread = threading.Thread(target=self._work, args=(slot,), name=f"{self._prefix}-{len(self._threads)}", daemon=True)
+        self._threads.append(thread)
+        self._slots.append(slot)
+        thread.start()
+
+    def _work(self, slot: list[Future[Any] | None]) -> None:
+        get = self._queue.get
+        idle_lock = self._idle_lock
+        while True:
+            item = get()
+            if item is None:
+                return
+            slot[0] = item[0]
+            run_task(item, self._timer if item[4] is not None else None)
+            slot[0] = None
+            del item
+            with idle_lock:
+                self._idle += 1
+
+    def _shutdown(self, wait: bool) -> None:
+        with self._state_lock:
+            threads = list(self._threads)
+            sentinels_due = not self._sentinels_sent
+            self._sentinels_sent = True
+        if sentinels_due:
+            for _ in threads:
+                self._queue.put(None)
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+            self._stop_timer()
+
+    def _terminate(self) -> None:
+        cancelled: list[Future[Any]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if item is not None:
+                cancelled.append(item[0])
+        fail_unfinished(cancelled)
+        fail_unfinished([slot[0] for slot in self._slots if slot[0] is not None])
+        for _ in self._threads:
+            self._queue.put(None)
+        self._stop_timer()

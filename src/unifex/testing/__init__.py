@@ -1,0 +1,79 @@
+"""The conformance suite's public side, importable by third-party backends.
+
+A backend is tested by the suite once it is registered (built in, through
+:func:`unifex.register_backend`, or the ``unifex.backends`` entry-point group).
+Its factory may declare:
+
+* ``capabilities``: a frozenset of the names below; tests marked
+  ``@pytest.mark.requires(name)`` run only for kinds that have it, and tests
+  whose expectation depends on the model branch on it instead of skipping;
+* ``test_configurations()``: a classmethod returning ``[(id, options), ...]``
+  when the kind should be tested under several option sets (``process``: one
+  per start method).
+
+Capabilities:
+
+``concurrent``
+    tasks run concurrently with the caller and each other (all but ``serial``).
+``threads``
+    tasks run on OS threads of this process (``thread``, ``pool``).
+``processes``
+    tasks run in other processes: arguments and results are pickled.
+``cooperative``
+    tasks are greenlets in the caller's thread (``gevent``, ``greenlet``).
+``kill_running``
+    ``terminate()`` and a per-task ``timeout`` stop a running task.
+``isolated_crash``
+    a worker that dies fails only the task it was running.
+``deterministic``
+    the interleaving of tasks is the same on every run (``greenlet``).
+``remote``
+    tasks may run on other machines (``dask``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+from .._registry import backends, get_factory
+
+__all__ = ["CAPABILITIES", "KindConfig", "configurations"]
+
+CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
+
+
+@attrs.frozen
+class KindConfig:
+    """One way to make an executor for the conformance suite."""
+
+    id: str
+    kind: str
+    options: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    capabilities: frozenset[str] = frozenset()
+
+    def has(self, *names: str) -> bool:
+        return set(names) <= self.capabilities
+
+
+def configurations(kinds: str | None = None) -> list[KindConfig]:
+    """Every usable registered kind's test configurations.
+
+    ``kinds`` (or the ``UNIFEX_TEST_KINDS`` environment variable), a
+    comma-separated list, narrows the set, e.g. ``thread,process``.
+    """
+    wanted_text = kinds if kinds is not None else os.environ.get("UNIFEX_TEST_KINDS", "")
+    wanted = {k.strip() for k in wanted_text.split(",") if k.strip()}
+    result: list[KindConfig] = []
+    for kind, usable in backends().items():
+        if not usable or (wanted and kind not in wanted):
+            continue
+        factory = get_factory(kind)
+        caps = frozenset(getattr(factory, "capabilities", frozenset()))
+        configs = getattr(factory, "test_configurations", None)
+        variants: list[tuple[str, dict[str, Any]]] = list(configs()) if callable(configs) else [(kind, {})]
+        for config_id, options in variants:
+            result.append(KindConfig(config_id, kind, dict(options), caps))
+    return result
