@@ -305,7 +305,7 @@ class BaseExecutor:
         if buffersize is None:
             buffersize = 2 * self.size * chunksize
         chunksize = min(chunksize, buffersize)
-        inputs: Iterator[tuple[Any, ...]] = zip(*iterables)
+        inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         in_flight = max(1, buffersize // chunksize)
         if chunksize == 1:
             return _MapRun(self, fn, inputs, in_flight, end, ordered, False).run()

@@ -1,0 +1,167 @@
+"""Task functions the conformance suite ships to workers.
+
+They live in the installed package so that every worker process, whatever its
+start method, and every dask worker can import them by reference.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import MutableMapping
+from typing import Any
+
+import unifex
+
+__all__ = [
+    "add",
+    "echo",
+    "fail",
+    "getpid",
+    "identity",
+    "incr_locked",
+    "incr_unlocked",
+    "raise_at",
+    "set_event",
+    "sleep_return",
+    "square",
+    "wait_event",
+    "wait_event_then",
+]
+
+
+class TaskError(Exception):
+    """The error the conformance tasks raise on purpose."""
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int = 0, *more: int, c: int = 0) -> int:
+    return a + b + sum(more) + c
+
+
+def echo(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return args, kwargs
+
+
+def fail(message: str = "boom") -> None:
+    raise TaskError(message)
+
+
+def raise_at(x: int, bad: int) -> int:
+    """``x * x``, but raise ``TaskError`` for ``x == bad``."""
+    if x == bad:
+        raise TaskError(f"bad input {x}")
+    return x * x
+
+
+def getpid(_: Any = None) -> int:
+    return os.getpid()
+
+
+def thread_ident(_: Any = None) -> int:
+    return threading.get_ident()
+
+
+def sleep_return(seconds: float, value: Any = None) -> Any:
+    unifex.sleep(seconds)
+    return value
+
+
+def set_event(event: Any, value: Any = None) -> Any:
+    event.set()
+    return value
+
+
+def wait_event(event: Any, timeout: float = 30.0) -> bool:
+    """Wait on a helper Event; return whether it was set in time."""
+    return bool(event.wait(timeout))
+
+
+def wait_event_then(event: Any, value: Any, timeout: float = 30.0) -> Any:
+    if not event.wait(timeout):
+        raise TaskError("the event was not set in time")
+    return value
+
+
+def signal_and_wait(started: Any, release: Any, value: Any = None, timeout: float = 30.0) -> Any:
+    """Set ``started``, then wait for ``release`` (for tests that need a running task)."""
+    started.set()
+    if not release.wait(timeout):
+        raise TaskError("the release event was not set in time")
+    return value
+
+
+def signal_and_sleep(started: Any, seconds: float, value: Any = None) -> Any:
+    started.set()
+    unifex.sleep(seconds)
+    return value
+
+
+def incr_locked(lock: Any, shared: MutableMapping[str, int], key: str, times: int) -> int:
+    """Read-modify-write ``shared[key]`` under ``lock``, with a yield point inside
+    the critical section so that a missing lock would lose updates."""
+    for _ in range(times):
+        with lock:
+            value = shared[key]
+            unifex.sleep(0)
+            shared[key] = value + 1
+    return times
+
+
+def incr_unlocked(shared: MutableMapping[str, int], key: str, times: int) -> int:
+    for _ in range(times):
+        value = shared[key]
+        unifex.sleep(0)
+        shared[key] = value + 1
+    return times
+
+
+def queue_put_range(q: Any, n: int, timeout: float = 30.0) -> int:
+    for i in range(n):
+        q.put(i, timeout=timeout)
+    return n
+
+
+def queue_get_n(q: Any, n: int, timeout: float = 30.0) -> list[Any]:
+    out = []
+    for _ in range(n):
+        out.append(q.get(timeout=timeout))
+        q.task_done()
+    return out
+
+
+def semaphore_probe(sem: Any, counter: Any, lock: Any, hold: float) -> int:
+    """Hold ``sem`` for ``hold`` seconds and record the most holders seen at once."""
+    with sem:
+        with lock:
+            counter["now"] += 1
+            counter["max"] = max(counter["max"], counter["now"])
+        unifex.sleep(hold)
+        with lock:
+            counter["now"] -= 1
+    return 1
+
+
+def condition_wait(cond: Any, shared: MutableMapping[str, int], key: str, timeout: float = 30.0) -> bool:
+    """Wait under ``cond`` until ``shared[key]`` is true."""
+    with cond:
+        return bool(cond.wait_for(lambda: shared[key], timeout))
+
+
+def rlock_reenter(rlock: Any, depth: int) -> int:
+    if depth == 0:
+        return 0
+    with rlock:
+        return 1 + rlock_reenter(rlock, depth - 1)
+
+
+def dict_put(shared: MutableMapping[Any, Any], key: Any, value: Any) -> Any:
+    shared[key] = value
+    return key
