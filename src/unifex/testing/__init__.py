@@ -40,7 +40,7 @@ import attrs
 
 from .._registry import backends, get_factory
 
-__all__ = ["CAPABILITIES", "KindConfig", "configurations"]
+__all__ = ["CAPABILITIES", "KindConfig", "configurations", "wait_until"]
 
 CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
 
@@ -77,3 +77,18 @@ def configurations(kinds: str | None = None) -> list[KindConfig]:
         for config_id, options in variants:
             result.append(KindConfig(config_id, kind, dict(options), caps))
     return result
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.005) -> bool:
+    """Poll ``predicate()`` with ``unifex.sleep`` (so cooperative tasks of this
+    thread run meanwhile) until it is true or ``timeout`` seconds pass."""
+    import time
+
+    import unifex
+
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        unifex.sleep(interval)
+    return True

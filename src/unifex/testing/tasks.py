@@ -165,3 +165,65 @@ def rlock_reenter(rlock: Any, depth: int) -> int:
 def dict_put(shared: MutableMapping[Any, Any], key: Any, value: Any) -> Any:
     shared[key] = value
     return key
+
+
+def wait_pair(pair: tuple[Any, Any]) -> Any:
+    """``wait_event_then(event, value)`` taking one ``(event, value)`` argument."""
+    event, value = pair
+    return wait_event_then(event, value)
+
+
+def count_then_wait(args: tuple[Any, Any, Any]) -> int:
+    """Count this task as started in ``started["n"]``, then wait for ``release``."""
+    started, lock, release = args
+    with lock:
+        started["n"] += 1
+    if not release.wait(30):
+        raise TaskError("not released")
+    return 1
+
+
+def sleep_then_touch(started: Any, seconds: float, path: str) -> None:
+    """Set ``started``, sleep, then create the file ``path`` (a side effect a
+    stopped task never reaches)."""
+    started.set()
+    unifex.sleep(seconds)
+    with open(path, "w") as f:
+        f.write("finished")
+
+
+def sleep_steps_then_touch(steps: int, step: float, path: str) -> int:
+    """Sleep ``steps`` times ``step`` seconds with ``unifex.sleep``, then create
+    ``path``. A timed-out task stops at one of those sleeps on every kind."""
+    for _ in range(steps):
+        unifex.sleep(step)
+    with open(path, "w") as f:
+        f.write("finished")
+    return steps
+
+
+def wait_event_in_task(event: Any) -> str:
+    """Block on ``event.wait()`` with no timeout; report how the wait ended."""
+    try:
+        event.wait()
+    except unifex.TaskTimeoutError:
+        return "timed out inside"
+    return "set"
+
+
+def condition_turn(cond: Any, shared: MutableMapping[str, int], timeout: float = 30.0) -> bool:
+    """Register in ``shared["waiting"]``, then wait under ``cond`` until
+    ``shared["go"]`` exceeds ``shared["woken"]``; take a turn and return True
+    (False if ``timeout`` passes first)."""
+    import time
+
+    end = time.monotonic() + timeout
+    with cond:
+        shared["waiting"] += 1
+        while not shared["go"] > shared["woken"]:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return False
+            cond.wait(remaining)
+        shared["woken"] += 1
+        return True

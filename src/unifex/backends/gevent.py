@@ -1,0 +1,612 @@
+"""The ``gevent`` kind: tasks run as greenlets of a :class:`gevent.pool.Pool` on
+the gevent hub of the thread that created the executor.
+
+How the pieces fit::
+
+    submit / map / apply_async (any thread)
+        |  append (fut, fn, args, kwargs, timeout)
+        v
+    _pending: deque -----------------------------+
+        |  hub thread: spawn a worker while       |  other threads:
+        |  tasks outnumber workers about to start |  loop.run_callback_threadsafe(_spawn_workers)
+        v  and the pool has a free slot           |
+    gevent.pool.Pool(size) of worker greenlets <--+
+        each worker pops tasks until the deque is empty, then exits; so
+        ``Pool.spawn`` never blocks and the pool never holds more than ``size``
+        greenlets
+
+Design decisions:
+
+* **Waiting.** The executor pushes a :class:`GeventWaitContext` on its thread
+  (:func:`unifex._wait.push_context`). Every unifex wait there (futures, ``map``,
+  ``wait``, ``as_completed``, ``unifex.sleep``), in the main greenlet as in the
+  tasks, switches to the hub instead of blocking the thread. ``notify`` works
+  from any OS thread: from the hub's own thread it schedules the wake-up with
+  ``loop.run_callback``; from another thread with
+  ``loop.run_callback_threadsafe``, which also wakes the loop. While a waiter
+  without a timeout is parked, it holds a reference on the loop
+  (``loop.ref()``), so gevent does not raise ``LoopExit`` while the wake-up can
+  still come from another thread. The price: a wait that can never end hangs,
+  as it does on threads, instead of gevent's ``LoopExit``.
+* **Other OS threads** may submit, wait on futures (they get the plain thread
+  waiter), ``close`` and ``terminate``; the gevent objects themselves are only
+  touched in the hub's thread, reached through ``run_callback_threadsafe``.
+  Work from another thread makes progress only while the owning thread runs
+  its hub, i.e. while it is inside a gevent or unifex wait.
+* **Per-task timeout.** A libev timer fires in the hub at the deadline and throws
+  a :class:`gevent.Timeout` into the task's greenlet, wherever it is waiting; the
+  worker fails the future with :class:`~unifex.TaskTimeoutError` and goes on with
+  the next task. A task that swallows the exception has its future failed by
+  the hub anyway; the function then runs on, as on threads.
+* **terminate()** cancels queued tasks, fails running ones with
+  :class:`~unifex.TerminatedError` and kills the worker greenlets
+  (``GreenletExit``); workers not yet started hold no task, so killing them
+  before they run loses nothing. From another thread the kill is scheduled on
+  the hub and ``terminate`` does not wait for it.
+* **close(wait=True)** returns once the queue is empty and every worker greenlet
+  is dead (checked from a link that runs after the pool dropped the greenlet).
+* **Monkey patching.** Without ``gevent.monkey.patch_all()``, tasks only switch
+  at gevent and unifex waits: ``time.sleep`` and socket I/O block the hub and
+  every other task. With it, I/O yields. When unifex is imported after
+  patching, ``threading.local`` is greenlet-local, so each worker greenlet
+  pushes the wait context for itself.
+* **Helpers** come from :mod:`gevent.lock`, :mod:`gevent.event` and
+  :mod:`gevent.queue`, wrapped where their spelling differs from the stdlib
+  (``timeout=-1``, ``release(n)``, the error a stdlib lock raises);
+  ``Condition`` is built on them; ``dict`` is a plain ``dict`` (one hub thread:
+  each operation is atomic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar, final
+
+import gevent
+import gevent.event
+import gevent.local
+import gevent.lock
+import gevent.pool
+import gevent.queue
+from gevent.monkey import get_original
+from greenlet import getcurrent
+
+from .. import _wait
+from .._base import BaseExecutor, describe_call, fail_unfinished
+from .._errors import TaskTimeoutError
+from .._future import Future
+
+__all__ = ["Condition", "GeventExecutor", "GeventWaitContext", "Lock", "RLock", "Semaphore", "BoundedSemaphore"]
+
+# The real OS thread id, even when unifex is imported after monkey patching
+# (patched ``get_ident`` returns a greenlet id).
+_get_ident: Callable[[], int] = get_original("_thread", "get_ident")
+
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
+
+
+# -- waiting ------------------------------------------------------------------------
+
+
+class GeventWaiter:
+    """A one-shot wake-up for a greenlet of one hub's thread; ``notify`` from any thread."""
+
+    __slots__ = ("_ctx", "_glet", "_notified")
+
+    def __init__(self, ctx: GeventWaitContext) -> None:
+        self._ctx = ctx
+        self._glet: Any = None  # the greenlet parked in wait(), until woken
+        self._notified = False
+
+    def notify(self) -> None:
+        if self._notified:
+            return
+        # Set the flag before reading _glet: wait() sets _glet before reading the
+        # flag, so one of the two always sees the other (the GIL orders them).
+        self._notified = True
+        if self._glet is not None:
+            ctx = self._ctx
+            if _get_ident() == ctx.thread_ident:
+                ctx.loop.run_callback(self._wake, True)
+            else:
+                ctx.loop.run_callback_threadsafe(self._wake, True)
+
+    def _wake(self, value: bool) -> None:
+        # Runs in the hub. Several wake-ups may be scheduled (notify and the
+        # timer); only the first still finds the greenlet parked.
+        glet = self._glet
+        if glet is not None:
+            self._glet = None
+            glet.switch(value)
+
+    def wait(self, timeout: float | None) -> bool:
+        if self._notified:
+            return True
+        self._glet = getcurrent()
+        if self._notified:  # notified from another thread in between
+            self._glet = None
+            return True
+        ctx = self._ctx
+        hub = ctx.hub
+        loop = ctx.loop
+        if timeout is None:
+            loop.ref()  # keep the loop alive: the notify may come from another thread
+            try:
+                while self._glet is not None:  # ignore stray switches
+                    hub.switch()
+            finally:
+                self._glet = None
+                loop.unref()
+            return True
+        timer = loop.timer(max(timeout, 0.0))
+        timer.start(self._wake, False)
+        try:
+            while self._glet is not None:
+                hub.switch()
+        finally:
+            self._glet = None
+            timer.close()
+        return self._notified
+
+
+class GeventWaitContext:
+    """Waiting in a thread that runs a gevent hub: yield to the hub."""
+
+    __slots__ = ("hub", "loop", "thread_ident")
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.loop = hub.loop
+        self.thread_ident = _get_ident()
+
+    def waiter(self, source: object) -> GeventWaiter:
+        return GeventWaiter(self)
+
+    def sleep(self, seconds: float) -> None:
+        gevent.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return f"<unifex gevent wait context thread={self.thread_ident:#x}>"
+
+
+# -- the executor -------------------------------------------------------------------
+
+
+@final
+class GeventExecutor(BaseExecutor):
+    """Tasks as greenlets of a ``gevent.pool.Pool(size)`` on this thread's hub."""
+
+    kind: ClassVar[str] = "gevent"
+    options: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "cooperative", "kill_running"})
+
+    @classmethod
+    def default_size(cls) -> int:
+        return 100
+
+    def __init__(self, size: int | None = None) -> None:
+        super().__init__(size)
+        self._hub = gevent.get_hub()
+        self._loop = self._hub.loop
+        self._ident = _get_ident()
+        self._pool = gevent.pool.Pool(self.size)
+        self._workers = self._pool.greenlets  # the pool's live set, read for its length
+        self._pending: deque[_Item] = deque()
+        self._running: dict[Any, Future[Any]] = {}  # worker greenlet -> the future it runs
+        self._unclaimed = 0  # workers spawned that have not taken their first task yet
+        self._idle_waiters: list[_wait.Waiter] = []
+        self._ctx = GeventWaitContext(self._hub)
+        # Under monkey patching with unifex imported afterwards, thread-locals are
+        # greenlet-locals: the context pushed here is not seen inside workers.
+        self._per_greenlet_context = isinstance(_wait._local, gevent.local.local)
+        self._ctx_owner: Any = getcurrent() if self._per_greenlet_context else None
+        self._ctx_pushed = True
+        self._retire_when_drained = False
+        _wait.push_context(self._ctx)
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+        self._pending.append((fut, fn, args, kwargs, timeout))
+        if _get_ident() == self._ident:
+            if len(self._pending) > self._unclaimed and len(self._workers) < self.size:
+                self._spawn_workers()
+        else:
+            self._loop.run_callback_threadsafe(self._spawn_workers)
+
+    def _spawn_workers(self) -> None:
+        """Start workers while queued tasks outnumber workers about to start and
+        the pool has room (so ``Pool.spawn`` never blocks). Hub thread only."""
+        pool = self._pool
+        size = self.size
+        while len(self._pending) > self._unclaimed and len(self._workers) < size:
+            self._unclaimed += 1
+            pool.spawn(self._work).rawlink(self._on_worker_exit)
+
+    def _work(self) -> None:
+        self._unclaimed -= 1
+        if self._per_greenlet_context:
+            _wait.push_context(self._ctx)
+        pending = self._pending
+        running = self._running
+        me = getcurrent()
+        try:
+            while True:
+                try:
+                    fut, fn, args, kwargs, timeout = pending.popleft()
+                except IndexError:
+                    return
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                running[me] = fut
+                if timeout is not None:
+                    self._run_timed(me, fut, fn, args, kwargs, timeout)
+                    continue
+                # A kill by terminate() lands here as GreenletExit: the future is
+                # already failed, try_set_exception is a no-op, and the queue is
+                # empty, so the worker ends.
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    fut.try_set_exception(exc)
+                else:
+                    fut.try_set_result(result)
+                    del result
+        finally:
+            running.pop(me, None)
+
+    def _run_timed(self, me: Any, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> None:
+        expiry: list[BaseException] = []  # the exception thrown in, once the timer fired
+        timer = self._loop.timer(timeout)
+        timer.start(self._expire, me, fut, expiry, timeout)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if expiry and exc is expiry[0]:
+                fut.try_set_exception(self._timeout_error(fn, args, kwargs, timeout))
+            else:
+                fut.try_set_exception(exc)
+        else:
+            fut.try_set_result(result)
+        finally:
+            timer.close()
+
+    @staticmethod
+    def _timeout_error(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> TaskTimeoutError:
+        return TaskTimeoutError(f"{describe_call(fn, args, kwargs)} ran past its timeout of {timeout} s; its greenlet was killed")
+
+    def _expire(self, me: Any, fut: Future[Any], expiry: list[BaseException], timeout: float) -> None:
+        """Timer callback, in the hub: stop the task where it waits."""
+        if fut.done():
+            return
+        exc = gevent.Timeout(timeout)
+        expiry.append(exc)
+        me.throw(exc)  # returns when the worker next switches to the hub
+        if not fut.done():
+            # The task caught the exception and runs on: fail its future anyway.
+            fut.try_set_exception(TaskTimeoutError(f"the task ran past its timeout of {timeout} s and ignored the gevent.Timeout thrown to stop it"))
+
+    # -- close / terminate ------------------------------------------------------------
+
+    def _on_worker_exit(self, _glet: Any) -> None:
+        """Link of every worker; runs in the hub after the pool dropped it."""
+        if self._state and not self._pending and len(self._workers) <= 1:
+            self._notify_idle()
+            if self._retire_when_drained and not self._workers:
+                self._retire_context()
+
+    def _notify_idle(self) -> None:
+        # pop() in place, never swap the list: a closer in another thread may be
+        # appending to it right now (append and pop are atomic under the GIL).
+        waiters = self._idle_waiters
+        while waiters:
+            waiters.pop().notify()
+
+    def _drained(self, me: Any) -> bool:
+        """No queued task and no worker left but, inside a worker, the caller."""
+        if not self._workers:
+            return not self._pending
+        return len(self._workers) == 1 and me in self._workers
+
+    def _in_hub_thread(self) -> bool:
+        return _get_ident() == self._ident
+
+    def _shutdown(self, wait: bool) -> None:
+        me = getcurrent() if self._in_hub_thread() else None
+        if not wait:
+            if self._drained(me):
+                self._retire_context()
+            else:
+                # Waits on this executor's futures must keep yielding to the hub
+                # until its last task is done.
+                self._retire_when_drained = True
+            return
+        while not self._drained(me):
+            waiter = _wait.current().waiter(self)
+            self._idle_waiters.append(waiter)
+            if self._drained(me):  # the last worker left before we registered
+                break
+            waiter.wait(None)
+        self._retire_context()
+
+    def _terminate(self) -> None:
+        dropped: list[Future[Any]] = []
+        while True:
+            try:
+                dropped.append(self._pending.popleft()[0])
+            except IndexError:
+                break
+        fail_unfinished(dropped)
+        fail_unfinished(list(self._running.values()))
+        if self._in_hub_thread():
+            self._kill_workers(block=getcurrent() is not self._hub)
+            self._retire_context()
+        else:
+            self._retire_when_drained = True
+            self._loop.run_callback_threadsafe(self._kill_workers, False)
+
+    def _kill_workers(self, block: bool) -> None:
+        me = getcurrent()
+        others = [g for g in list(self._workers) if g is not me]
+        if others:
+            gevent.killall(others, block=block)
+        self._notify_idle()
+
+    def _retire_context(self) -> None:
+        """Remove the wait context from the creating thread, if we are there."""
+        if not self._ctx_pushed or not self._in_hub_thread():
+            return
+        if self._per_greenlet_context and getcurrent() is not self._ctx_owner:
+            return  # greenlet-local: only the creating greenlet can remove it
+        self._ctx_pushed = False
+        _wait.remove_context(self._ctx)
+
+    # -- helpers (section 4 of the contract) --------------------------------------------
+
+    def Lock(self) -> Lock:
+        return Lock()
+
+    def RLock(self) -> RLock:
+        return RLock()
+
+    def Event(self) -> Any:
+        return gevent.event.Event()
+
+    def Semaphore(self, n: int = 1) -> Semaphore:
+        return Semaphore(n)
+
+    def BoundedSemaphore(self, n: int = 1) -> BoundedSemaphore:
+        return BoundedSemaphore(n)
+
+    def Condition(self, lock: Any = None) -> Condition:
+        return Condition(lock)
+
+    def Queue(self, maxsize: int = 0) -> Any:
+        # gevent raises the stdlib queue.Empty / queue.Full; maxsize <= 0 is unbounded.
+        return gevent.queue.JoinableQueue(maxsize)
+
+    def dict(self, *args: Any, **kwargs: Any) -> Any:
+        return dict(*args, **kwargs)
+
+
+# -- helpers: stdlib spelling over gevent primitives ----------------------------------
+
+
+def _acquire_args(blocking: bool, timeout: float | None) -> float | None:
+    """Map the stdlib ``(blocking, timeout)`` (-1 or None: forever) to gevent's timeout."""
+    if timeout is None or timeout < 0:
+        if timeout is not None and timeout != -1:
+            raise ValueError(f"timeout value must be a non-negative number or -1, not {timeout!r}")
+        return None
+    if not blocking:
+        raise ValueError("can't specify a timeout for a non-blocking call")
+    return timeout
+
+
+class Lock:
+    """``threading.Lock`` on a gevent semaphore: a blocking acquire yields to the hub."""
+
+    __slots__ = ("_sem",)
+
+    def __init__(self) -> None:
+        self._sem = gevent.lock.Semaphore(1)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        t = _acquire_args(blocking, timeout)
+        return bool(self._sem.acquire(blocking, t))
+
+    def release(self) -> None:
+        if not self._sem.locked():
+            raise RuntimeError("release unlocked lock")
+        self._sem.release()
+
+    def locked(self) -> bool:
+        return bool(self._sem.locked())
+
+    def __enter__(self) -> bool:
+        return bool(self._sem.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # what Condition needs from its lock
+    def _is_owned(self) -> bool:
+        return bool(self._sem.locked())
+
+    def _release_save(self) -> None:
+        self.release()
+
+    def _acquire_restore(self, _state: object) -> None:
+        self._sem.acquire()
+
+    def __repr__(self) -> str:
+        return f"<unifex gevent Lock {'locked' if self.locked() else 'unlocked'}>"
+
+
+class RLock:
+    """``threading.RLock`` on ``gevent.lock.RLock``: owned by a greenlet."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = gevent.lock.RLock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        t = _acquire_args(blocking, timeout)
+        return bool(self._lock.acquire(blocking, t))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def _is_owned(self) -> bool:
+        return bool(self._lock._is_owned())
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)
+
+    def __repr__(self) -> str:
+        return "<unifex gevent RLock>"
+
+
+class Semaphore:
+    """``threading.Semaphore`` on ``gevent.lock.Semaphore``."""
+
+    __slots__ = ("_sem",)
+
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError(f"semaphore initial value must be >= 0, not {value!r}")
+        self._sem = self._make(value)
+
+    @staticmethod
+    def _make(value: int) -> Any:
+        return gevent.lock.Semaphore(value)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        return bool(self._sem.acquire(blocking, None if timeout is None else max(timeout, 0.0)))
+
+    def release(self, n: int = 1) -> None:
+        if n < 1:
+            raise ValueError(f"n must be one or more, not {n!r}")
+        for _ in range(n):
+            self._sem.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._sem.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self._sem.release()
+
+    def __repr__(self) -> str:
+        return f"<unifex gevent {type(self).__name__} value={self._sem.counter}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """``threading.BoundedSemaphore``: releasing past the initial value raises ``ValueError``."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _make(value: int) -> Any:
+        return gevent.lock.BoundedSemaphore(value)
+
+
+class Condition:
+    """``threading.Condition`` whose waits yield to the hub (each waiter parks on a
+    ``gevent.event.Event``)."""
+
+    def __init__(self, lock: Any = None) -> None:
+        self._lock = RLock() if lock is None else lock
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+        self._waiters: deque[Any] = deque()
+
+    def __enter__(self) -> Any:
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._lock.__exit__(*exc)
+
+    def __repr__(self) -> str:
+        return f"<unifex gevent Condition({self._lock!r}, {len(self._waiters)} waiting)>"
+
+    def _is_owned(self) -> bool:
+        check = getattr(self._lock, "_is_owned", None)
+        if check is not None:
+            return bool(check())
+        if self._lock.acquire(False):  # the stdlib's guess for locks without owners
+            self._lock.release()
+            return False
+        return True
+
+    def _release_save(self) -> Any:
+        save = getattr(self._lock, "_release_save", None)
+        if save is not None:
+            return save()
+        self._lock.release()
+        return None
+
+    def _acquire_restore(self, state: Any) -> None:
+        restore = getattr(self._lock, "_acquire_restore", None)
+        if restore is not None:
+            restore(state)
+        else:
+            self._lock.acquire()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        event = gevent.event.Event()
+        self._waiters.append(event)
+        state = self._release_save()
+        notified = False
+        try:
+            notified = bool(event.wait(None if timeout is None else max(timeout, 0.0)))
+            return notified
+        finally:
+            self._acquire_restore(state)
+            if not notified:
+                try:
+                    self._waiters.remove(event)
+                except ValueError:
+                    pass
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        end = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if end is None:
+                    end = time.monotonic() + waittime
+                else:
+                    waittime = end - time.monotonic()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = self._waiters
+        while waiters and n > 0:
+            waiters.popleft().set()
+            n -= 1
+
+    def notify_all(self) -> None:
+        self.notify(len(self._waiters))

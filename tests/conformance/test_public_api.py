@@ -1,0 +1,50 @@
+"""The public surface: ``unifex.__all__`` is exactly what users may import,
+each name exists, and the package ships ``py.typed``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import unifex
+
+EXPECTED = {
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "CancelledError",
+    "DeadlockError",
+    "Executor",
+    "ExecutorClosedError",
+    "Future",
+    "SerializationError",
+    "TaskTimeoutError",
+    "TerminatedError",
+    "UnifexError",
+    "UnknownBackendError",
+    "WorkerCrashedError",
+    "__version__",
+    "as_completed",
+    "backends",
+    "executor",
+    "register_backend",
+    "sleep",
+    "wait",
+}
+
+
+def test_all_is_exactly_the_public_names() -> None:
+    assert isinstance(unifex.__all__, tuple)
+    assert set(unifex.__all__) == EXPECTED
+    for name in unifex.__all__:
+        assert hasattr(unifex, name), name
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(unifex.__file__).parent / "py.typed").exists()
+
+
+def test_backends_is_callable_after_backend_modules_load() -> None:
+    import unifex.backends.thread
+
+    assert callable(unifex.backends)
+    assert unifex.backends()["thread"] is True
