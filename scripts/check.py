@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""The test command: install unifex with every extra and the test tools into the
-running interpreter, then run ruff, mypy and the whole test suite.
+"""The test command: install unifex with every extra and the test tools, then
+run ruff, mypy and the whole test suite.
 
     python3 scripts/check.py            # everything
     python3 scripts/check.py -k lock    # extra arguments go to pytest
+
+It installs into the running interpreter when that is a virtual environment or a
+Python that allows it (pyenv, a container's python); where the system Python is
+"externally managed" (PEP 668, e.g. Debian's), it makes ``.venv`` and uses that.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,11 +25,23 @@ def run(*cmd: str) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
+def interpreter() -> str:
+    in_venv = sys.prefix != sys.base_prefix
+    managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+    if in_venv or not managed:
+        return sys.executable
+    venv = os.path.join(ROOT, ".venv")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        run(sys.executable, "-m", "venv", venv)
+    return python
+
+
 def main() -> int:
-    py = sys.executable
-    if os.environ.get("UNIFEX_SKIP_INSTALL") != "1":
-        run(py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[all,test]")
+    py = interpreter()
     try:
+        if os.environ.get("UNIFEX_SKIP_INSTALL") != "1":
+            run(py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[all,test]")
         run(py, "-m", "ruff", "check", "src", "tests", "benchmarks", "examples", "scripts")
         run(py, "-m", "mypy")
         run(py, "-m", "pytest", *sys.argv[1:])

@@ -590,10 +590,9 @@ class DaskClientSubject(RawSubject):
         self.size = size
         self._seq = 0
 
-    def _wait(self, futs: list[Any], p: Params) -> None:
+    def _wait(self, futs: list[Any], p: Params) -> list[Any]:
         _distributed().wait(futs, timeout=p.limit)
-        for f in futs:
-            f.result()  # raises the task's error, if any
+        return list(self.client.gather(futs))  # one batch; raises the first task error
 
     def warm_up(self, p: Params) -> None:
         self._wait(self.client.map(noop_arg, range(2 * self.size), pure=False), p)
@@ -610,9 +609,7 @@ class DaskClientSubject(RawSubject):
         step = mp_default_chunksize(n, self.size)
         start = _perf()
         chunks = [list(range(i, min(i + step, n))) for i in range(0, n, step)]
-        futs = self.client.map(square_chunk, chunks, pure=False)
-        self._wait(futs, p)
-        self.client.gather(futs)
+        self._wait(self.client.map(square_chunk, chunks, pure=False), p)
         return _perf() - start
 
     def _io(self, p: Params) -> float:
@@ -795,7 +792,8 @@ def _start_dask() -> tuple[Any, Any]:
         silence_logs=logging.ERROR,
     )
     try:
-        client = distributed.Client(cluster, set_as_default=False)
+        # the default client: distributed.wait() (the dask user's idiom) takes no client argument
+        client = distributed.Client(cluster, set_as_default=True)
     except BaseException:
         cluster.close()
         raise

@@ -84,6 +84,10 @@ __all__ = ["Condition", "GeventExecutor", "GeventWaitContext", "Lock", "RLock", 
 # (patched ``get_ident`` returns a greenlet id).
 _get_ident: Callable[[], int] = get_original("_thread", "get_ident")
 
+#: parked idle workers kept per executor: a task submitted to an idle executor
+#: reuses one instead of paying for a new greenlet
+_KEEP_IDLE = 8
+
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
 
 
@@ -195,7 +199,9 @@ class GeventExecutor(BaseExecutor):
         self._workers = self._pool.greenlets  # the pool's live set, read for its length
         self._pending: deque[_Item] = deque()
         self._running: dict[Any, Future[Any]] = {}  # worker greenlet -> the future it runs
-        self._unclaimed = 0  # workers spawned that have not taken their first task yet
+        self._unclaimed = 0  # workers woken or spawned that have not taken a task yet
+        self._idle: list[Any] = []  # parked workers, waiting in the hub for work
+        self._closing = False  # hub side of close: workers are linked to _on_worker_exit
         self._idle_waiters: list[_wait.Waiter] = []
         self._ctx = GeventWaitContext(self._hub)
         # Under monkey patching with unifex imported afterwards, thread-locals are
@@ -209,51 +215,85 @@ class GeventExecutor(BaseExecutor):
     # -- dispatch ----------------------------------------------------------------------
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        self._pending.append((fut, fn, args, kwargs, timeout))
-        if _get_ident() == self._ident:
-            if len(self._pending) > self._unclaimed and len(self._workers) < self.size:
-                self._spawn_workers()
-        else:
-            self._loop.run_callback_threadsafe(self._spawn_workers)
+        pending = self._pending
+        pending.append((fut, fn, args, kwargs, timeout))
+        if _get_ident() != self._ident:
+            self._loop.run_callback_threadsafe(self._start_workers)
+        elif len(pending) > self._unclaimed:
+            idle = self._idle
+            if idle:
+                self._unclaimed += 1
+                self._loop.run_callback(idle.pop().switch, True)
+            elif len(self._workers) < self.size:
+                self._spawn()
 
-    def _spawn_workers(self) -> None:
-        """Start workers while queued tasks outnumber workers about to start and
-        the pool has room (so ``Pool.spawn`` never blocks). Hub thread only."""
-        pool = self._pool
-        size = self.size
-        while len(self._pending) > self._unclaimed and len(self._workers) < size:
-            self._unclaimed += 1
-            pool.spawn(self._work).rawlink(self._on_worker_exit)
+    def _start_workers(self) -> None:
+        """Wake parked workers, then spawn new ones, while queued tasks outnumber
+        workers about to take one and the pool has room. Hub thread only."""
+        idle = self._idle
+        while len(self._pending) > self._unclaimed:
+            if idle:
+                self._unclaimed += 1
+                self._loop.run_callback(idle.pop().switch, True)
+            elif len(self._workers) < self.size:
+                self._spawn()
+            else:
+                return
+
+    def _spawn(self) -> None:
+        # Only called with a free slot, so Pool.spawn never blocks.
+        self._unclaimed += 1
+        glet = self._pool.spawn(self._work)
+        if self._closing:
+            glet.rawlink(self._on_worker_exit)
 
     def _work(self) -> None:
+        """A worker greenlet: run queued tasks; when none is left, park (up to
+        ``_KEEP_IDLE`` workers) to save the next task a greenlet spawn, or exit."""
         self._unclaimed -= 1
         if self._per_greenlet_context:
             _wait.push_context(self._ctx)
         pending = self._pending
         running = self._running
+        idle = self._idle
+        hub = self._hub
         me = getcurrent()
         try:
             while True:
                 try:
                     fut, fn, args, kwargs, timeout = pending.popleft()
                 except IndexError:
-                    return
+                    if self._state or len(idle) >= _KEEP_IDLE:
+                        return
+                    fut = fn = args = kwargs = None  # hold nothing while parked
+                    idle.append(me)
+                    try:
+                        go = hub.switch()  # True from _dispatch, False from close
+                    except BaseException:  # killed while parked
+                        if me in idle:
+                            idle.remove(me)
+                        raise
+                    if not go:
+                        return
+                    self._unclaimed -= 1
+                    continue
                 if not fut.set_running_or_notify_cancel():
                     continue
                 running[me] = fut
                 if timeout is not None:
                     self._run_timed(me, fut, fn, args, kwargs, timeout)
-                    continue
-                # A kill by terminate() lands here as GreenletExit: the future is
-                # already failed, try_set_exception is a no-op, and the queue is
-                # empty, so the worker ends.
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    fut.try_set_exception(exc)
                 else:
-                    fut.try_set_result(result)
-                    del result
+                    # A kill by terminate() lands here as GreenletExit: the future
+                    # is already failed, try_set_exception is a no-op, and the
+                    # queue is empty, so the worker ends.
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as exc:
+                        fut.try_set_exception(exc)
+                    else:
+                        fut.try_set_result(result)
+                        del result
+                del running[me]
         finally:
             running.pop(me, None)
 
@@ -290,9 +330,25 @@ class GeventExecutor(BaseExecutor):
 
     # -- close / terminate ------------------------------------------------------------
 
+    def _begin_close(self) -> None:
+        """Hub side of close and terminate: watch every worker die and send the
+        parked ones home. Hub thread only; idempotent."""
+        if not self._closing:
+            self._closing = True
+            for glet in list(self._workers):
+                glet.rawlink(self._on_worker_exit)
+        idle = self._idle
+        while idle:
+            self._loop.run_callback(idle.pop().switch, False)
+        self._check_drained()
+
     def _on_worker_exit(self, _glet: Any) -> None:
-        """Link of every worker; runs in the hub after the pool dropped it."""
-        if self._state and not self._pending and len(self._workers) <= 1:
+        """Link of every worker once closing; runs in the hub after the pool dropped it."""
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        # <= 1: a close(wait=True) made inside a worker waits for the others only.
+        if not self._pending and len(self._workers) <= 1:
             self._notify_idle()
             if self._retire_when_drained and not self._workers:
                 self._retire_context()
@@ -314,7 +370,12 @@ class GeventExecutor(BaseExecutor):
         return _get_ident() == self._ident
 
     def _shutdown(self, wait: bool) -> None:
-        me = getcurrent() if self._in_hub_thread() else None
+        in_hub_thread = self._in_hub_thread()
+        me = getcurrent() if in_hub_thread else None
+        if in_hub_thread:
+            self._begin_close()
+        else:
+            self._loop.run_callback_threadsafe(self._begin_close)
         if not wait:
             if self._drained(me):
                 self._retire_context()
@@ -348,6 +409,7 @@ class GeventExecutor(BaseExecutor):
             self._loop.run_callback_threadsafe(self._kill_workers, False)
 
     def _kill_workers(self, block: bool) -> None:
+        self._begin_close()
         me = getcurrent()
         others = [g for g in list(self._workers) if g is not me]
         if others:
