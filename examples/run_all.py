@@ -86,9 +86,15 @@ def expected_output(example: str) -> str:
 def not_applicable(example: str) -> dict[str, str]:
     """The example's ``NOT_APPLICABLE`` table: kind -> why it cannot run there."""
     for node in _module(example).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0] if isinstance(node, ast.Assign) else None
-        if isinstance(target, ast.Name) and target.id == "NOT_APPLICABLE" and node.value is not None:  # type: ignore[union-attr]
-            table = ast.literal_eval(node.value)  # type: ignore[union-attr]
+        targets: list[ast.expr]
+        if isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        else:
+            continue
+        if value is not None and any(isinstance(t, ast.Name) and t.id == "NOT_APPLICABLE" for t in targets):
+            table = ast.literal_eval(value)
             if isinstance(table, dict):
                 return {str(k): str(v) for k, v in table.items()}
     raise ValueError(f"examples/{example}.py has no NOT_APPLICABLE table (a dict literal, empty when every kind can run it); add one")
@@ -103,7 +109,7 @@ def run_one(example: str, kind: str, timeout: float = DEFAULT_TIMEOUT) -> Outcom
     cmd = [sys.executable, os.path.join(EXAMPLES_DIR, example + ".py"), "--backend", kind]
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         return Outcome(example, kind, "TIMEOUT", time.perf_counter() - started, f"no exit within {timeout:.0f} s\n{_tail(err)}")

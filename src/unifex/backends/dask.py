@@ -520,7 +520,7 @@ class DaskExecutor(BaseExecutor):
             self._torn_down = True
         if self._helpers_ready:
             with contextlib.suppress(Exception):
-                self._client.sync(self._client.scheduler.unifex_helper, op="drop", name=self._id + "/")
+                self._client.sync(self._client.scheduler.unifex_helper, action="drop", name=self._id + "/")
         if _clients.get(self._scheduler_address) is self._client:
             del _clients[self._scheduler_address]
         if self._owns_client:
@@ -636,16 +636,16 @@ def _call(address: str, client: Client | None, op: str, name: str, **kwargs: Any
         worker = None
     try:
         if worker is not None and worker.scheduler.address == address:
-            return distributed.utils.sync(worker.loop, worker.scheduler.unifex_helper, op=op, name=name, **kwargs)
+            return distributed.utils.sync(worker.loop, worker.scheduler.unifex_helper, action=op, name=name, **kwargs)
         if client is None or client.status != "running":
             client = _clients.get(address)
         if client is not None and client.status == "running":
-            return client.sync(client.scheduler.unifex_helper, op=op, name=name, **kwargs)
+            return client.sync(client.scheduler.unifex_helper, action=op, name=name, **kwargs)
     except (OSError, distributed.comm.CommClosedError) as exc:
         raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper is gone ({exc!r}); helpers work until their executor is closed") from exc
     try:
         with Client(address, timeout=5, set_as_default=False) as temporary:
-            return temporary.sync(temporary.scheduler.unifex_helper, op=op, name=name, **kwargs)
+            return temporary.sync(temporary.scheduler.unifex_helper, action=op, name=name, **kwargs)
     except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
         raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper is gone ({exc!r}); helpers work until their executor is closed") from exc
 
@@ -970,6 +970,8 @@ class DaskDict(_Helper, MutableMapping[Any, Any]):
 
 
 class _Sem:
+    tag = "sem"
+
     def __init__(self, value: int, bound: int | None) -> None:
         self.value = value
         self.bound = bound
@@ -977,6 +979,8 @@ class _Sem:
 
 
 class _RLockState:
+    tag = "rlock"
+
     def __init__(self) -> None:
         self.owner: str | None = None
         self.count = 0
@@ -984,17 +988,23 @@ class _RLockState:
 
 
 class _EventState:
+    tag = "event"
+
     def __init__(self) -> None:
         self.flag = False
         self.changed = asyncio.Condition()
 
 
 class _CondState:
+    tag = "cond"
+
     def __init__(self) -> None:
         self.waiters: dict[str, asyncio.Future[None]] = {}
 
 
 class _QueueState:
+    tag = "queue"
+
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self.items: deque[bytes] = deque()
@@ -1023,8 +1033,8 @@ class _HelperService:
         self.objects: dict[str, Any] = {}
         scheduler.handlers["unifex_helper"] = self.handle
 
-    async def handle(self, op: str, name: str, **kw: Any) -> Any:
-        if op == "create":
+    async def handle(self, action: str, name: str, **kw: Any) -> Any:
+        if action == "create":
             kind = kw["kind"]
             if kind == "sem":
                 self.objects[name] = _Sem(kw["value"], kw["bound"])
@@ -1039,28 +1049,28 @@ class _HelperService:
             else:
                 self.objects[name] = {}
             return "ok"
-        if op == "drop":
+        if action == "drop":
             for key in [k for k in self.objects if k.startswith(name)]:
                 del self.objects[key]
             return "ok"
         obj = self.objects.get(name)
         if obj is None:
             return "gone"
-        method: Callable[..., Any] = getattr(self, f"_{type(obj).__name__}_{op}")
+        method: Callable[..., Any] = getattr(self, f"_{getattr(obj, 'tag', 'dict')}_{action}")
         result = method(obj, **kw)
         if asyncio.iscoroutine(result):
             result = await result
         return result
 
     # semaphores and locks
-    async def _Sem_acquire(self, s: _Sem, timeout: float | None) -> str:
+    async def _sem_acquire(self, s: _Sem, timeout: float | None) -> str:
         async with s.changed:
             if not await _wait_until(s.changed, lambda: s.value > 0, timeout):
                 return "timeout"
             s.value -= 1
             return "ok"
 
-    async def _Sem_release(self, s: _Sem, n: int) -> str:
+    async def _sem_release(self, s: _Sem, n: int) -> str:
         async with s.changed:
             if s.bound is not None and s.value + n > s.bound:
                 return "over"
@@ -1068,10 +1078,10 @@ class _HelperService:
             s.changed.notify(n)
             return "ok"
 
-    def _Sem_value(self, s: _Sem) -> int:
+    def _sem_value(self, s: _Sem) -> int:
         return s.value
 
-    async def _RLockState_acquire(self, r: _RLockState, owner: str, timeout: float | None) -> str:
+    async def _rlock_acquire(self, r: _RLockState, owner: str, timeout: float | None) -> str:
         async with r.changed:
             if r.owner == owner:
                 r.count += 1
@@ -1081,7 +1091,7 @@ class _HelperService:
             r.owner, r.count = owner, 1
             return "ok"
 
-    async def _RLockState_release(self, r: _RLockState, owner: str) -> str:
+    async def _rlock_release(self, r: _RLockState, owner: str) -> str:
         async with r.changed:
             if r.owner != owner:
                 return "not-owner"
@@ -1092,20 +1102,20 @@ class _HelperService:
             return "ok"
 
     # events
-    async def _EventState_set(self, e: _EventState) -> str:
+    async def _event_set(self, e: _EventState) -> str:
         async with e.changed:
             e.flag = True
             e.changed.notify_all()
         return "ok"
 
-    def _EventState_clear(self, e: _EventState) -> str:
+    def _event_clear(self, e: _EventState) -> str:
         e.flag = False
         return "ok"
 
-    def _EventState_is_set(self, e: _EventState) -> bool:
+    def _event_is_set(self, e: _EventState) -> bool:
         return e.flag
 
-    async def _EventState_wait(self, e: _EventState, timeout: float | None) -> str:
+    async def _event_wait(self, e: _EventState, timeout: float | None) -> str:
         async with e.changed:
             return "ok" if await _wait_until(e.changed, lambda: e.flag, timeout) else "timeout"
 
@@ -1116,7 +1126,7 @@ class _HelperService:
             return state.owner == owner
         return isinstance(state, _Sem) and state.value == 0
 
-    async def _CondState_cond_wait(self, c: _CondState, token: str, lock: str, owner: str | None, timeout: float | None) -> str:
+    async def _cond_cond_wait(self, c: _CondState, token: str, lock: str, owner: str | None, timeout: float | None) -> str:
         if not self._owns(lock, owner):
             return "not-owner"
         state = self.objects[lock]
@@ -1129,7 +1139,7 @@ class _HelperService:
                 state.owner, state.count = None, 0
                 state.changed.notify()
         else:
-            await self._Sem_release(state, 1)
+            await self._sem_release(state, 1)
         notified = True
         try:
             if timeout is None:
@@ -1141,13 +1151,13 @@ class _HelperService:
         finally:
             c.waiters.pop(token, None)
         if isinstance(state, _RLockState):
-            await self._RLockState_acquire(state, owner or "", None)
+            await self._rlock_acquire(state, owner or "", None)
             state.count = saved
         else:
-            await self._Sem_acquire(state, None)
+            await self._sem_acquire(state, None)
         return "ok" if notified else "timeout"
 
-    def _CondState_notify(self, c: _CondState, n: int, lock: str, owner: str | None) -> str:
+    def _cond_notify(self, c: _CondState, n: int, lock: str, owner: str | None) -> str:
         if not self._owns(lock, owner):
             return "not-owner"
         woken = 0
@@ -1161,7 +1171,7 @@ class _HelperService:
         return "ok"
 
     # queues
-    async def _QueueState_put(self, q: _QueueState, item: bytes, timeout: float | None) -> str:
+    async def _queue_put(self, q: _QueueState, item: bytes, timeout: float | None) -> str:
         async with q.changed:
             if not await _wait_until(q.changed, lambda: q.maxsize <= 0 or len(q.items) < q.maxsize, timeout):
                 return "timeout"
@@ -1170,7 +1180,7 @@ class _HelperService:
             q.changed.notify_all()
             return "ok"
 
-    async def _QueueState_get(self, q: _QueueState, timeout: float | None) -> Any:
+    async def _queue_get(self, q: _QueueState, timeout: float | None) -> Any:
         async with q.changed:
             if not await _wait_until(q.changed, lambda: bool(q.items), timeout):
                 return "timeout"
@@ -1178,13 +1188,13 @@ class _HelperService:
             q.changed.notify_all()
             return item
 
-    def _QueueState_qsize(self, q: _QueueState) -> int:
+    def _queue_qsize(self, q: _QueueState) -> int:
         return len(q.items)
 
-    def _QueueState_full(self, q: _QueueState) -> bool:
+    def _queue_full(self, q: _QueueState) -> bool:
         return 0 < q.maxsize <= len(q.items)
 
-    async def _QueueState_task_done(self, q: _QueueState) -> str:
+    async def _queue_task_done(self, q: _QueueState) -> str:
         async with q.changed:
             if q.unfinished <= 0:
                 return "too-many"
@@ -1192,7 +1202,7 @@ class _HelperService:
             q.changed.notify_all()
             return "ok"
 
-    async def _QueueState_join(self, q: _QueueState, timeout: float | None) -> str:
+    async def _queue_join(self, q: _QueueState, timeout: float | None) -> str:
         async with q.changed:
             return "ok" if await _wait_until(q.changed, lambda: q.unfinished == 0, timeout) else "timeout"
 

@@ -265,7 +265,6 @@ class GeventExecutor(BaseExecutor):
                 except IndexError:
                     if self._state or len(idle) >= _KEEP_IDLE:
                         return
-                    fut = fn = args = kwargs = None  # hold nothing while parked
                     idle.append(me)
                     try:
                         go = hub.switch()  # True from _dispatch, False from close
@@ -278,6 +277,7 @@ class GeventExecutor(BaseExecutor):
                     self._unclaimed -= 1
                     continue
                 if not fut.set_running_or_notify_cancel():
+                    del fut, fn, args, kwargs
                     continue
                 running[me] = fut
                 if timeout is not None:
@@ -294,6 +294,7 @@ class GeventExecutor(BaseExecutor):
                         fut.try_set_result(result)
                         del result
                 del running[me]
+                del fut, fn, args, kwargs  # a parked worker holds no task, args or result
         finally:
             running.pop(me, None)
 
