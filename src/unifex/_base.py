@@ -296,7 +296,7 @@ class BaseExecutor:
         timeout = check_timeout(timeout) if timeout is not None else None
         if self._state:
             raise self._closed_error()
-        end = None if timeout is None else _monotonic() + timeout
+        end = None if timeout is None else _wait.now() + timeout
         if chunksize is None:
             hint = None
             if all(hasattr(it, "__len__") for it in iterables):
@@ -445,7 +445,7 @@ class _MapRun:
     def _remaining(self) -> float | None:
         if self.end is None:
             return None
-        return max(0.0, self.end - _monotonic())
+        return max(0.0, self.end - _wait.now())
 
     def run(self) -> Iterator[Any]:
         try:

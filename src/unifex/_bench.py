@@ -39,6 +39,7 @@ import unifex
 __all__ = [
     "FAMILIES",
     "RAW",
+    "RAW_CLASSES",
     "WORKLOADS",
     "Params",
     "Report",
@@ -50,6 +51,7 @@ __all__ = [
     "machine_info",
     "open_family",
     "params_for",
+    "raw_supports",
     "run",
 ]
 
@@ -208,6 +210,12 @@ def params_for(cost: str, quick: bool) -> Params:
     )
 
 
+def env_quick() -> bool:
+    """``UNIFEX_BENCH_QUICK=1``: the pytest-benchmark suite uses the small
+    counts of ``unifex bench --quick``."""
+    return os.environ.get("UNIFEX_BENCH_QUICK", "") not in ("", "0")
+
+
 @dataclass(frozen=True)
 class Workload:
     """One row of the table."""
@@ -343,10 +351,14 @@ class UnifexSubject(Subject):
 
 
 class RawSubject(Subject):
-    """A raw library, driven the way a user of that library would drive it."""
+    """A raw library, driven the way a user of that library would drive it;
+    made with ``(size, client)`` where ``client`` is the dask family's client."""
 
     #: short label for table cells
     label: str = "?"
+
+    def __init__(self, size: int, client: Any = None) -> None:
+        self.size = size
 
 
 class ThreadPoolSubject(RawSubject):
@@ -354,7 +366,7 @@ class ThreadPoolSubject(RawSubject):
     label = "TPE"
     pool: concurrent.futures.Executor
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, client: Any = None) -> None:
         self.size = size
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="unifex-bench-tpe")
 
@@ -423,7 +435,7 @@ class ProcessPoolSubject(ThreadPoolSubject):
     name = "ProcessPoolExecutor"
     label = "PPE"
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, client: Any = None) -> None:
         self.size = size
         self.ctx = process_context()
         self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=self.ctx)
@@ -469,7 +481,7 @@ class MultiprocessingPoolSubject(RawSubject):
     label = "mp.Pool"
     supported = frozenset({"overhead", "map"})
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, client: Any = None) -> None:
         self.size = size
         self.pool = process_context().Pool(size)
 
@@ -502,7 +514,7 @@ class GeventPoolSubject(RawSubject):
     name = "gevent.pool.Pool"
     label = "gevent.Pool"
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, client: Any = None) -> None:
         import gevent.pool
 
         self.size = size
@@ -585,7 +597,9 @@ class DaskClientSubject(RawSubject):
     name = "dask client"
     label = "client"
 
-    def __init__(self, client: Any, size: int) -> None:
+    def __init__(self, size: int, client: Any = None) -> None:
+        if client is None:
+            raise RuntimeError("no dask client: the LocalCluster for the raw dask baseline did not start")
         self.client = client
         self.size = size
         self._seq = 0
@@ -635,6 +649,21 @@ class DaskClientSubject(RawSubject):
 
     def _dict(self, p: Params) -> float:
         return self._one(dask_dict_ops, p)
+
+
+#: raw library -> its subject class, made with ``(size, dask_client)``
+RAW_CLASSES: dict[str, type[RawSubject]] = {
+    "ThreadPoolExecutor": ThreadPoolSubject,
+    "ProcessPoolExecutor": ProcessPoolSubject,
+    "multiprocessing.Pool": MultiprocessingPoolSubject,
+    "gevent.pool.Pool": GeventPoolSubject,
+    "dask client": DaskClientSubject,
+}
+
+
+def raw_supports(raw: str, workload: str) -> bool:
+    """Whether the raw library ``raw`` has an idiom for ``workload``."""
+    return workload in RAW_CLASSES[raw].supported
 
 
 @dataclass(frozen=True)
@@ -736,17 +765,7 @@ def open_family(family: Family, kinds: Sequence[str], p: Params) -> Iterator[Fam
             if raw in session.errors:
                 continue
             try:
-                raw_subject: RawSubject
-                if raw == "ThreadPoolExecutor":
-                    raw_subject = ThreadPoolSubject(size)
-                elif raw == "ProcessPoolExecutor":
-                    raw_subject = ProcessPoolSubject(size)
-                elif raw == "multiprocessing.Pool":
-                    raw_subject = MultiprocessingPoolSubject(size)
-                elif raw == "gevent.pool.Pool":
-                    raw_subject = GeventPoolSubject(size)
-                else:
-                    raw_subject = DaskClientSubject(dask_client, size)
+                raw_subject = RAW_CLASSES[raw](size, dask_client)
             except Exception as exc:
                 session.errors[raw] = _brief(exc)
                 continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, InvalidStateError
@@ -247,7 +246,7 @@ def _common_owner(fs: Iterable[Any]) -> object:
 
 
 def _remaining(end: float | None) -> float | None:
-    return None if end is None else max(0.0, end - time.monotonic())
+    return None if end is None else max(0.0, end - _wait.now())
 
 
 def wait(fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL_COMPLETED) -> DoneAndNotDone:
@@ -255,7 +254,7 @@ def wait(fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL
     ``concurrent.futures`` futures), as :func:`concurrent.futures.wait`."""
     if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
         raise ValueError(f"return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, not {return_when!r}")
-    end = None if timeout is None else time.monotonic() + timeout
+    end = None if timeout is None else _wait.now() + timeout
     fs = set(fs)
     done = {f for f in fs if f.done()}
     not_done = fs - done
@@ -285,7 +284,7 @@ def wait(fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL
 def as_completed(fs: Iterable[Any], timeout: float | None = None) -> Iterator[Any]:
     """Yield futures of any kind as they finish; ``TimeoutError`` when
     ``timeout`` seconds (counted from the call) pass first."""
-    end = None if timeout is None else time.monotonic() + timeout
+    end = None if timeout is None else _wait.now() + timeout
     fs = set(fs)
     total = len(fs)
     return _as_completed(fs, total, end)

@@ -27,6 +27,7 @@ __all__ = [
     "WaitContext",
     "Waiter",
     "current",
+    "now",
     "push_context",
     "remove_context",
     "sleep",
@@ -153,6 +154,14 @@ def current() -> WaitContext:
     pushed here, else plain thread blocking."""
     contexts = _local.contexts
     return contexts[-1] if contexts else THREAD
+
+
+def now() -> float:
+    """The clock of the calling thread's wait context: ``time.monotonic()``, or
+    a cooperative scheduler's own clock (the ``greenlet`` kind's virtual clock),
+    so that deadlines counted across several waits use the waits' seconds."""
+    clock = getattr(current(), "now", None)
+    return monotonic() if clock is None else float(clock())
 
 
 def push_context(ctx: WaitContext) -> None:

@@ -64,8 +64,12 @@ import itertools
 import logging
 import math
 import os
+import pickle
 import queue as _queue_module
+import site
 import socket
+import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -75,11 +79,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, ClassVar, final
 
+import cloudpickle
 import dask
-import distributed
-from distributed import Client, LocalCluster, Nanny
+import distributed as _distributed
+from distributed import Nanny
 from distributed.diagnostics.plugin import SchedulerPlugin
-from distributed.protocol import pickle as dpickle
 
 from .. import _wait
 from .._base import BaseExecutor, describe_call, run_chunk, terminated_error
@@ -87,6 +91,11 @@ from .._errors import ExecutorClosedError, SerializationError, TaskTimeoutError,
 from .._future import Future
 
 __all__ = ["DaskExecutor"]
+
+#: distributed is only partly annotated; its API is used here as dynamic
+distributed: Any = _distributed
+Client: Any = _distributed.Client
+LocalCluster: Any = _distributed.LocalCluster
 
 logger = logging.getLogger("unifex")
 
@@ -103,6 +112,27 @@ _EXIT_KEY = "unifex-worker-exit"
 _PLUGIN_NAME = "unifex-helpers"
 
 _monotonic = time.monotonic
+
+
+class _Pickle:
+    """pickle, with cloudpickle where plain pickle cannot carry the value (lambdas,
+    closures, anything from ``__main__``), as dask does, but without its log
+    record for every value that fails."""
+
+    @staticmethod
+    def dumps(value: Any) -> bytes:
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        if b"__main__" in data:
+            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        return data
+
+    loads = staticmethod(pickle.loads)
+
+
+dpickle = _Pickle
 
 
 # -- on the worker --------------------------------------------------------------------
@@ -151,7 +181,7 @@ class _WorkerWaits:
 
     def cancelled(self) -> bool:
         worker = self.worker
-        if worker is None:
+        if worker is None or not self.key:
             return False
         ts = worker.state.tasks.get(self.key)
         return ts is None or ts.state in ("cancelled", "released", "forgotten")
@@ -219,7 +249,7 @@ def _run_remote(payload: bytes, timeout: float | None) -> bytes:
         return _dumps_outcome(False, err, traceback.format_exc(), "the task")
     key = ""
     with contextlib.suppress(Exception):
-        key = distributed.get_worker().get_current_task()
+        key = str(distributed.get_worker().get_current_task())
     ctx = _WorkerWaits(key)
     _wait.push_context(ctx)
     if timeout is not None:
@@ -251,7 +281,7 @@ class _ReportingNanny(Nanny):  # type: ignore[misc]
         if pid is not None:
             with contextlib.suppress(Exception):
                 self._ongoing_background_tasks.call_soon(self._unifex_report_exit, pid, exitcode)
-        super()._on_worker_exit_sync(exitcode)
+        super()._on_worker_exit_sync(exitcode)  # type: ignore[no-untyped-call]
 
     async def _unifex_report_exit(self, pid: int, exitcode: int) -> None:
         with contextlib.suppress(Exception):
@@ -261,9 +291,46 @@ class _ReportingNanny(Nanny):  # type: ignore[misc]
 # -- the executor ---------------------------------------------------------------------
 
 
+def _installed_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]}
+    with contextlib.suppress(AttributeError):
+        found.update(site.getsitepackages())
+    return tuple(os.path.join(os.path.realpath(p), "") for p in found if p)
+
+
+_INSTALLED = _installed_prefixes()
+_by_value: dict[str, bool] = {}
+
+
+def _ship_by_value(fn: Any) -> bool:
+    """Whether ``fn`` comes from a module that a cluster cannot import (a test
+    module or a script next to the program, not an installed package): such a
+    module is registered with cloudpickle to travel by value, so its functions
+    and classes reach the workers. Installed packages (and unifex) go by name."""
+    module_name = getattr(fn, "__module__", None)
+    if not isinstance(module_name, str) or module_name == "__main__" or module_name.partition(".")[0] == "unifex":
+        return False
+    known = _by_value.get(module_name)
+    if known is not None:
+        return known
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    local = False
+    if module is not None and isinstance(path, str):
+        real = os.path.realpath(path)
+        local = not real.startswith(_INSTALLED) and "site-packages" not in real and "dist-packages" not in real
+        if local:
+            cloudpickle.register_pickle_by_value(module)
+    _by_value[module_name] = local
+    return local
+
+
 def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
+        if _ship_by_value(args[0] if fn is run_chunk else fn):
+            return cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
         what = _describe(fn, args, kwargs)
@@ -284,7 +351,9 @@ def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
 
 
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
-_clients: weakref.WeakValueDictionary[str, Client] = weakref.WeakValueDictionary()
+_clients: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+#: ids of executors whose embedded cluster was closed: their helpers need no round trip to learn it
+_gone: set[str] = set()
 
 
 @final
@@ -316,7 +385,7 @@ class DaskExecutor(BaseExecutor):
         size: int | None = None,
         *,
         address: str | None = None,
-        client: Client | None = None,
+        client: Any = None,
         processes: bool | None = None,
         threads_per_worker: int | None = None,
     ) -> None:
@@ -333,7 +402,7 @@ class DaskExecutor(BaseExecutor):
         super().__init__(size)
         explicit_size = size is not None
         self._id = uuid.uuid4().hex[:12]
-        self._cluster: LocalCluster | None = None
+        self._cluster: Any = None
         self._owns_client = client is None
         if client is not None:
             self._client = client
@@ -346,14 +415,15 @@ class DaskExecutor(BaseExecutor):
                     n_workers=self.size,
                     threads_per_worker=threads_per_worker or 1,
                     processes=use_processes,
-                    dashboard_address=None,
+                    dashboard_address=":0",
+                    scheduler_kwargs={"dashboard": False},
                     worker_class=_ReportingNanny if use_processes else None,
                 )
             self._client = Client(self._cluster, set_as_default=False)
         if not explicit_size and self._cluster is None:
             threads = sum(w.get("nthreads", 0) for w in self._client.scheduler_info().get("workers", {}).values())
             self.size = max(1, threads)
-        self._scheduler_address: str = self._client.scheduler.address
+        self._scheduler_address: str = str(self._client.scheduler.address)
         _clients[self._scheduler_address] = self._client
         self._ac = distributed.as_completed(loop=self._client.loop, with_results=True, raise_errors=False)
         self._pending: deque[_Item] = deque()
@@ -370,7 +440,7 @@ class DaskExecutor(BaseExecutor):
         where = "embedded" if self._cluster is not None else self._scheduler_address
         return super().__repr__()[:-1] + f" cluster={where}>"
 
-    def _connect(self, address: str) -> Client:
+    def _connect(self, address: str) -> Any:
         timeout = dask.utils.parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
         try:
             return Client(address, timeout=timeout, set_as_default=False)
@@ -437,10 +507,14 @@ class DaskExecutor(BaseExecutor):
                 batch = ac.next_batch(block=True)
             except StopIteration:
                 continue
-            for dfut, outcome in batch:
-                self._settle(dfut, outcome)
-            del batch
+            self._settle_batch(batch)
+            del batch  # drop our references so dask releases the keys
         self._teardown()
+
+    def _settle_batch(self, batch: list[tuple[Any, Any]]) -> None:
+        while batch:
+            dfut, outcome = batch.pop()
+            self._settle(dfut, outcome)
 
     def _settle(self, dfut: Any, outcome: Any) -> None:
         key = dfut.key
@@ -465,13 +539,13 @@ class DaskExecutor(BaseExecutor):
                     value.__cause__ = _RemoteTraceback(f'\n"""\n{tb}"""')
                 fut.try_set_exception(value)
             return
-        exc = outcome[1] if isinstance(outcome, tuple) and len(outcome) == 3 else outcome
-        if isinstance(exc, distributed.KilledWorker):
-            fut.try_set_exception(self._crash_error(exc))
-        elif status == "cancelled" or isinstance(exc, (asyncio.CancelledError, distributed.client.FutureCancelledError)):
+        error = outcome[1] if isinstance(outcome, tuple) and len(outcome) == 3 else outcome
+        if isinstance(error, distributed.KilledWorker):
+            fut.try_set_exception(self._crash_error(error))
+        elif status == "cancelled" or isinstance(error, (asyncio.CancelledError, distributed.client.FutureCancelledError)):
             fut.try_set_exception(terminated_error())
-        elif isinstance(exc, BaseException):
-            fut.try_set_exception(exc)
+        elif isinstance(error, BaseException):
+            fut.try_set_exception(error)
         else:
             fut.try_set_exception(RuntimeError(f"dask reported the task {key} as {status!r} without an exception"))
 
@@ -527,6 +601,7 @@ class DaskExecutor(BaseExecutor):
             with contextlib.suppress(Exception):
                 self._client.close()
         if self._cluster is not None:
+            _gone.add(self._id)
             with contextlib.suppress(Exception):
                 self._cluster.close()
 
@@ -625,11 +700,36 @@ def _check_count(n: object) -> None:
 # -- helpers: the client side -----------------------------------------------------------
 
 
-def _call(address: str, client: Client | None, op: str, name: str, **kwargs: Any) -> Any:
+#: operations that only hand something back (a release, a set, a notify): once the
+#: helper's executor is gone nobody can observe them, so they are accepted and
+#: dropped, and cleanup code such as ``finally: event.set()`` after
+#: ``terminate()`` does not raise; every other operation raises ExecutorClosedError
+_HARMLESS_WHEN_GONE = frozenset({"set", "clear", "release", "notify"})
+
+
+def _gone_error(address: str) -> ExecutorClosedError:
+    return ExecutorClosedError(
+        f"this helper belonged to a dask executor (scheduler {address}) that was closed; helpers work until their executor is closed, "
+        "so make helpers from a running executor"
+    )
+
+
+def _call(address: str, client: Any, op: str, name: str, **kwargs: Any) -> Any:
     """One operation on the helper service: through the executor's client in
     the submitting process, through the worker's connection inside a task, and
-    through a short-lived client where neither exists (after ``close()`` of an
-    executor whose scheduler still runs)."""
+    through a short-lived client where neither exists (a helper that came back
+    from a task to a process with no client of that scheduler)."""
+    reply = _call_scheduler(address, client, op, name, **kwargs)
+    if reply == "gone":
+        if op in _HARMLESS_WHEN_GONE:
+            return "ok"
+        raise _gone_error(address)
+    return reply
+
+
+def _call_scheduler(address: str, client: Any, op: str, name: str, **kwargs: Any) -> Any:
+    if name.partition("/")[0] in _gone:
+        return "gone"
     try:
         worker = distributed.get_worker()
     except ValueError:
@@ -642,12 +742,14 @@ def _call(address: str, client: Client | None, op: str, name: str, **kwargs: Any
         if client is not None and client.status == "running":
             return client.sync(client.scheduler.unifex_helper, action=op, name=name, **kwargs)
     except (OSError, distributed.comm.CommClosedError) as exc:
-        raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper is gone ({exc!r}); helpers work until their executor is closed") from exc
+        if name.partition("/")[0] in _gone:
+            return "gone"
+        raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper cannot be reached ({exc!r})") from exc
     try:
         with Client(address, timeout=5, set_as_default=False) as temporary:
             return temporary.sync(temporary.scheduler.unifex_helper, action=op, name=name, **kwargs)
     except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
-        raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper is gone ({exc!r}); helpers work until their executor is closed") from exc
+        raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper cannot be reached ({exc!r})") from exc
 
 
 def _owner() -> str:
@@ -709,8 +811,8 @@ class DaskSemaphore(_Helper):
         if not blocking:
             if timeout is not None:
                 raise ValueError("can't specify a timeout for a non-blocking call")
-            return self._op("acquire", timeout=0) == "ok"
-        return _blocking(self._address, "acquire", self._name, timeout) == "ok"
+            return bool(self._op("acquire", timeout=0) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, timeout) == "ok")
 
     def release(self, n: int = 1) -> None:
         if n < 1:
@@ -739,12 +841,12 @@ class DaskLock(DaskSemaphore):
 
     __slots__ = ()
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
         if not blocking:
             if timeout not in (-1, None):
                 raise ValueError("can't specify a timeout for a non-blocking call")
-            return self._op("acquire", timeout=0) == "ok"
-        return _blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout) == "ok"
+            return bool(self._op("acquire", timeout=0) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout) == "ok")
 
     def release(self, n: int = 1) -> None:
         if self._op("release", n=1) != "ok":
@@ -761,8 +863,8 @@ class DaskRLock(_Helper):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if not blocking:
-            return self._op("acquire", owner=_owner(), timeout=0) == "ok"
-        return _blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, owner=_owner()) == "ok"
+            return bool(self._op("acquire", owner=_owner(), timeout=0) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, owner=_owner()) == "ok")
 
     def release(self) -> None:
         if self._op("release", owner=_owner()) != "ok":
@@ -790,7 +892,7 @@ class DaskEvent(_Helper):
         return bool(self._op("is_set"))
 
     def wait(self, timeout: float | None = None) -> bool:
-        return _blocking(self._address, "wait", self._name, timeout) == "ok"
+        return bool(_blocking(self._address, "wait", self._name, timeout) == "ok")
 
 
 class DaskCondition(_Helper):

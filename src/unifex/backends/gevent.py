@@ -6,14 +6,16 @@ How the pieces fit::
     submit / map / apply_async (any thread)
         |  append (fut, fn, args, kwargs, timeout)
         v
-    _pending: deque -----------------------------+
-        |  hub thread: spawn a worker while       |  other threads:
-        |  tasks outnumber workers about to start |  loop.run_callback_threadsafe(_spawn_workers)
-        v  and the pool has a free slot           |
-    gevent.pool.Pool(size) of worker greenlets <--+
-        each worker pops tasks until the deque is empty, then exits; so
-        ``Pool.spawn`` never blocks and the pool never holds more than ``size``
-        greenlets
+    _pending: deque  --------------------------------------+
+        |  hub thread, while tasks outnumber the workers   |  other threads:
+        |  about to take one: wake a parked worker, else   |  loop.run_callback_threadsafe(
+        |  spawn one if the pool has a free slot           |      _start_workers)
+        v                                                  |
+    gevent.pool.Pool(size) of worker greenlets  <----------+
+        a worker pops tasks until the deque is empty, then parks in the hub
+        (at most _KEEP_IDLE of them) or exits; so ``Pool.spawn`` never blocks,
+        the pool never holds more than ``size`` greenlets, and a task submitted
+        to an idle executor costs a switch, not a new greenlet
 
 Design decisions:
 
@@ -40,11 +42,16 @@ Design decisions:
   the hub anyway; the function then runs on, as on threads.
 * **terminate()** cancels queued tasks, fails running ones with
   :class:`~unifex.TerminatedError` and kills the worker greenlets
-  (``GreenletExit``); workers not yet started hold no task, so killing them
-  before they run loses nothing. From another thread the kill is scheduled on
-  the hub and ``terminate`` does not wait for it.
-* **close(wait=True)** returns once the queue is empty and every worker greenlet
-  is dead (checked from a link that runs after the pool dropped the greenlet).
+  (``GreenletExit``) and waits for them to die; workers not yet started hold
+  no task, so killing them before they run loses nothing. A task that catches
+  ``GreenletExit`` and runs on keeps ``terminate`` waiting, as with
+  ``Pool.kill``. From another thread the kill is scheduled on the hub and
+  ``terminate`` does not wait for it.
+* **close(wait=True)** sends the parked workers home and returns once the queue
+  is empty and every worker greenlet is dead (checked from links that run after
+  the pool dropped each greenlet). The wait context leaves the thread only
+  then, so after ``close(wait=False)`` waits on the remaining futures still
+  let them run.
 * **Monkey patching.** Without ``gevent.monkey.patch_all()``, tasks only switch
   at gevent and unifex waits: ``time.sleep`` and socket I/O block the hub and
   every other task. With it, I/O yields. When unifex is imported after
@@ -214,7 +221,9 @@ class GeventExecutor(BaseExecutor):
 
     # -- dispatch ----------------------------------------------------------------------
 
-    def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+    def _dispatch(
+        self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
+    ) -> None:
         pending = self._pending
         pending.append((fut, fn, args, kwargs, timeout))
         if _get_ident() != self._ident:
@@ -298,7 +307,9 @@ class GeventExecutor(BaseExecutor):
         finally:
             running.pop(me, None)
 
-    def _run_timed(self, me: Any, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> None:
+    def _run_timed(
+        self, me: Any, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
+    ) -> None:
         expiry: list[BaseException] = []  # the exception thrown in, once the timer fired
         timer = self._loop.timer(timeout)
         timer.start(self._expire, me, fut, expiry, timeout)
@@ -327,7 +338,9 @@ class GeventExecutor(BaseExecutor):
         me.throw(exc)  # returns when the worker next switches to the hub
         if not fut.done():
             # The task caught the exception and runs on: fail its future anyway.
-            fut.try_set_exception(TaskTimeoutError(f"the task ran past its timeout of {timeout} s and ignored the gevent.Timeout thrown to stop it"))
+            fut.try_set_exception(
+                TaskTimeoutError(f"the task ran past its timeout of {timeout} s and ignored the gevent.Timeout thrown to stop it")
+            )
 
     # -- close / terminate ------------------------------------------------------------
 
@@ -371,27 +384,26 @@ class GeventExecutor(BaseExecutor):
         return _get_ident() == self._ident
 
     def _shutdown(self, wait: bool) -> None:
-        in_hub_thread = self._in_hub_thread()
-        me = getcurrent() if in_hub_thread else None
-        if in_hub_thread:
+        # Retire the wait context only once no task is left: until then, waits in
+        # this thread (on this executor's futures too) must keep yielding to the hub.
+        self._retire_when_drained = True
+        if self._in_hub_thread():
+            me = getcurrent()
             self._begin_close()
         else:
+            me = None
             self._loop.run_callback_threadsafe(self._begin_close)
-        if not wait:
-            if self._drained(me):
-                self._retire_context()
-            else:
-                # Waits on this executor's futures must keep yielding to the hub
-                # until its last task is done.
-                self._retire_when_drained = True
-            return
+        if wait:
+            self._wait_drained(me)
+        self._retire_context()
+
+    def _wait_drained(self, me: Any) -> None:
         while not self._drained(me):
             waiter = _wait.current().waiter(self)
             self._idle_waiters.append(waiter)
             if self._drained(me):  # the last worker left before we registered
                 break
             waiter.wait(None)
-        self._retire_context()
 
     def _terminate(self) -> None:
         dropped: list[Future[Any]] = []
@@ -402,11 +414,11 @@ class GeventExecutor(BaseExecutor):
                 break
         fail_unfinished(dropped)
         fail_unfinished(list(self._running.values()))
+        self._retire_when_drained = True
         if self._in_hub_thread():
             self._kill_workers(block=getcurrent() is not self._hub)
             self._retire_context()
         else:
-            self._retire_when_drained = True
             self._loop.run_callback_threadsafe(self._kill_workers, False)
 
     def _kill_workers(self, block: bool) -> None:
@@ -415,11 +427,14 @@ class GeventExecutor(BaseExecutor):
         others = [g for g in list(self._workers) if g is not me]
         if others:
             gevent.killall(others, block=block)
+            if block:  # dead; now wait for the pool's links to drop them
+                self._wait_drained(me)
         self._notify_idle()
 
     def _retire_context(self) -> None:
-        """Remove the wait context from the creating thread, if we are there."""
-        if not self._ctx_pushed or not self._in_hub_thread():
+        """Remove the wait context from the creating thread once no worker is left
+        (else a link of the last worker does it), if we are in that thread."""
+        if not self._ctx_pushed or self._workers or self._pending or not self._in_hub_thread():
             return
         if self._per_greenlet_context and getcurrent() is not self._ctx_owner:
             return  # greenlet-local: only the creating greenlet can remove it
@@ -448,7 +463,7 @@ class GeventExecutor(BaseExecutor):
 
     def Queue(self, maxsize: int = 0) -> Any:
         # gevent raises the stdlib queue.Empty / queue.Full; maxsize <= 0 is unbounded.
-        return gevent.queue.JoinableQueue(maxsize)
+        return gevent.queue.JoinableQueue(maxsize if maxsize > 0 else None)
 
     def dict(self, *args: Any, **kwargs: Any) -> Any:
         return dict(*args, **kwargs)

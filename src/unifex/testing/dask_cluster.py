@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import threading
+from typing import Any
 
 __all__ = ["address", "stop"]
 
@@ -81,12 +82,14 @@ def stop() -> None:
 
 def _serve(workers: int, threads: int) -> None:
     import dask
-    from distributed import LocalCluster
+    import distributed
+
+    cluster_class: Any = distributed.LocalCluster
 
     from unifex.backends.dask import EMBEDDED_SCHEDULER_CONFIG, _ReportingNanny
 
-    with dask.config.set(EMBEDDED_SCHEDULER_CONFIG), LocalCluster(
-        n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None, worker_class=_ReportingNanny
+    with dask.config.set(EMBEDDED_SCHEDULER_CONFIG), cluster_class(
+        n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0", scheduler_kwargs={"dashboard": False}, worker_class=_ReportingNanny
     ) as cluster:
         print(cluster.scheduler_address, flush=True)
         sys.stdin.read()  # until the test session closes our stdin

@@ -31,6 +31,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kinds(*names): run only for the kinds named")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # the dask kind's shared test cluster, if a test configuration started it
+    import sys
+
+    shared = sys.modules.get("unifex.testing.dask_cluster")
+    if shared is not None:
+        shared.stop()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "kind_config" not in metafunc.fixturenames:
         return

@@ -1,0 +1,998 @@
+"""Cross-process helpers of the ``process`` kind: Lock, RLock, Event,
+Semaphore, BoundedSemaphore, Condition, Queue and dict, passable to tasks as
+ordinary arguments after the workers have started, under every start method.
+
+How they cross: ``multiprocessing``'s own primitives refuse to be pickled
+outside process creation, so these are built on *named* POSIX semaphores
+(``/dev/shm/sem.ux…``): the parent creates them, a worker re-opens one by name
+when it unpickles the helper (cached per process), and every process then
+operates on the same kernel object with no server round trip. Names are
+registered with multiprocessing's resource tracker (which unlinks them if the
+parent is killed) and unlinked by the executor's ``close()``/``terminate()``.
+
+* Lock / RLock / Semaphore / BoundedSemaphore: one semaphore each.
+* Condition: the lock, a count of registered waiters and a wake-up semaphore.
+  ``wait`` registers while it holds the lock, ``notify(n)`` (which must hold the
+  lock too) takes up to n registrations and posts one wake-up for each, so no
+  notify is lost and nothing blocks on a waiter that died.
+* Event: a flag semaphore and a Condition.
+* Queue: a ring buffer in POSIX shared memory (``/dev/shm/uxq…``) guarded by a
+  lock, with semaphores counting items, free places (``maxsize``), and waiters
+  for free bytes and for ``join``. Items larger than a quarter of the ring
+  travel in their own shared-memory file.
+* dict: a server thread in the parent owns the real dict; workers talk to it
+  over a Unix socket (one connection per worker process), the parent calls it
+  directly. Each operation is atomic; values are copies, as with a Manager.
+
+A worker that dies holding a Lock or RLock (crash, timeout kill): each lock
+records its holder's pid in a table shared with the workers; when the executor
+reaps a dead worker it releases every lock that worker held, so the other tasks
+go on (the data the lock protected may be half-updated: the dead task's future
+says WorkerCrashedError). Semaphore units and Condition waits of a dead worker
+are not given back: a dead waiter may swallow one ``notify()``.
+"""
+
+from __future__ import annotations
+
+import _multiprocessing  # type: ignore[import-not-found]
+import _posixshmem  # type: ignore[import-not-found]
+import glob
+import itertools
+import os
+import pickle
+import queue
+import secrets
+import select
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from multiprocessing import resource_tracker
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any
+
+from .._errors import ExecutorClosedError
+
+__all__ = [
+    "BoundedSemaphore",
+    "Condition",
+    "Event",
+    "Lock",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "SharedDict",
+    "SharedState",
+    "install_worker",
+]
+
+_RECURSIVE_MUTEX, _SEMAPHORE = 0, 1
+SEM_VALUE_MAX: int = _multiprocessing.SemLock.SEM_VALUE_MAX
+#: lock-owner slots per executor (locks beyond this work, without dead-holder release)
+LOCK_SLOTS = 4096
+
+_SemLock = _multiprocessing.SemLock
+
+# -- per-process state: opened semaphores, owner tables, shared memory ---------------
+
+_opened: dict[tuple[str, int], Any] = {}
+_tables: dict[int, memoryview] = {}
+_maps: dict[str, Any] = {}
+_clients: dict[str, tuple[Connection, threading.Lock]] = {}
+_process_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    _opened.clear()
+    _tables.clear()
+    _maps.clear()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _closed(what: str) -> ExecutorClosedError:
+    return ExecutorClosedError(f"this {what} belongs to a 'process' executor that was closed; create helpers from a running executor")
+
+
+def _open(name: str, kind: int, maxvalue: int) -> Any:
+    """The semaphore called ``name``, opened once per process."""
+    key = (name, kind)
+    sem = _opened.get(key)
+    if sem is None:
+        with _process_lock:
+            sem = _opened.get(key)
+            if sem is None:
+                try:
+                    sem = _SemLock._rebuild(0, kind, maxvalue, name)
+                except FileNotFoundError:
+                    raise _closed("helper") from None
+                _opened[key] = sem
+    return sem
+
+
+def install_worker(token: int, table: Any) -> memoryview | None:
+    """In a worker: make the executor's shared table known; return the view
+    the worker writes its map progress to."""
+    if table is None:
+        return None
+    view = memoryview(table).cast("B").cast("q")
+    _tables[token] = view
+    return view
+
+
+def _timeout_arg(timeout: float | None) -> float | None:
+    """threading's "negative or None: forever" to SemLock's None."""
+    if timeout is None or timeout < 0:
+        return None
+    return timeout
+
+
+class SharedState:
+    """What one executor's helpers share: the semaphore names to unlink, the
+    owner table (first the workers' map-progress slots, then one slot per lock),
+    shared-memory segments and the dict server."""
+
+    def __init__(self, progress_slots: int) -> None:
+        import multiprocessing.sharedctypes
+
+        self.token = secrets.randbits(62)
+        self.table = multiprocessing.sharedctypes.RawArray("q", progress_slots + LOCK_SLOTS)
+        self.view = memoryview(self.table).cast("B").cast("q")
+        _tables[self.token] = self.view
+        self._next_slot = itertools.count(progress_slots)
+        self._end_slot = progress_slots + LOCK_SLOTS
+        self._lock = threading.Lock()
+        self._names: list[str] = []
+        self._lock_slots: dict[int, str] = {}
+        self._segments: list[str] = []
+        self._counter = itertools.count()
+        self._prefix = f"ux{os.getpid()}-{self.token:x}"
+        self._server: _DictServer | None = None
+        self.closed = False
+
+    # -- creation ------------------------------------------------------------------
+
+    def _new_semaphore(self, kind: int, value: int, maxvalue: int) -> str:
+        with self._lock:
+            if self.closed:
+                raise _closed("executor")
+            name = f"/{self._prefix}-{next(self._counter)}"
+            sem = _SemLock(kind, value, maxvalue, name, False)
+            self._names.append(name)
+        resource_tracker.register(name, "semaphore")
+        _opened[(name, kind)] = sem
+        return name
+
+    def _lock_slot(self, name: str) -> int:
+        with self._lock:
+            slot = next(self._next_slot)
+            if slot >= self._end_slot:
+                return -1
+            self._lock_slots[slot] = name
+            return slot
+
+    def Lock(self) -> Lock:
+        name = self._new_semaphore(_SEMAPHORE, 1, 1)
+        return Lock(name, self.token, self._lock_slot(name))
+
+    def RLock(self) -> RLock:
+        name = self._new_semaphore(_RECURSIVE_MUTEX, 1, 1)
+        return RLock(name, self.token, self._lock_slot(name))
+
+    def Semaphore(self, n: int = 1) -> Semaphore:
+        _check_count(n)
+        return Semaphore(self._new_semaphore(_SEMAPHORE, n, SEM_VALUE_MAX), SEM_VALUE_MAX)
+
+    def BoundedSemaphore(self, n: int = 1) -> BoundedSemaphore:
+        _check_count(n)
+        return BoundedSemaphore(self._new_semaphore(_SEMAPHORE, n, max(n, 1)), max(n, 1))
+
+    def Condition(self, lock: Any = None) -> Condition:
+        if lock is None:
+            lock = self.RLock()
+        elif not isinstance(lock, (Lock, RLock)):
+            raise TypeError(f"Condition(lock) needs a Lock or RLock made by the same 'process' executor, not {lock!r}")
+        waiters = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        wake = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        return Condition(lock, waiters, wake)
+
+    def Event(self) -> Event:
+        flag = self._new_semaphore(_SEMAPHORE, 0, 1)
+        return Event(flag, self.Condition(self.Lock()))
+
+    def Queue(self, maxsize: int = 0) -> Queue:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"Queue(maxsize) needs an int, not {maxsize!r}")
+        with self._lock:
+            if self.closed:
+                raise _closed("executor")
+            segment = f"/uxq{os.getpid()}-{self.token:x}-{next(self._counter)}"
+            self._segments.append(segment)
+        fd = _posixshmem.shm_open(segment, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            os.ftruncate(fd, _HEADER + _RING)
+        finally:
+            os.close(fd)
+        resource_tracker.register(segment, "shared_memory")
+        mutex = self.Lock()
+        items = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        places = self._new_semaphore(_SEMAPHORE, maxsize, SEM_VALUE_MAX) if maxsize > 0 else None
+        space = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        joined = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        return Queue(segment, maxsize, mutex, items, places, space, joined)
+
+    def dict(self, *args: Any, **kwargs: Any) -> SharedDict:
+        initial = dict(*args, **kwargs)
+        with self._lock:
+            if self.closed:
+                raise _closed("executor")
+            if self._server is None:
+                self._server = _DictServer()
+            server = self._server
+        return server.new_dict(initial)
+
+    # -- dead workers and closing --------------------------------------------------
+
+    def release_owned_by(self, pid: int) -> None:
+        """Release every lock the dead process ``pid`` held."""
+        view = self.view
+        for slot, name in list(self._lock_slots.items()):
+            if view[slot] == pid:
+                view[slot] = 0
+                try:
+                    _open(name, _SEMAPHORE, 1).release()
+                except (ValueError, ExecutorClosedError):
+                    pass
+
+    def close(self) -> None:
+        """Unlink every name (open handles keep working) and stop the dict server."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            names, self._names = self._names, []
+            segments, self._segments = self._segments, []
+            server, self._server = self._server, None
+        for name in names:
+            try:
+                _multiprocessing.sem_unlink(name)
+            except OSError:
+                pass
+            resource_tracker.unregister(name, "semaphore")
+        for segment in segments:
+            for spill in glob.glob(f"/dev/shm{segment}-s*"):
+                try:
+                    os.unlink(spill)
+                except OSError:
+                    pass
+            try:
+                _posixshmem.shm_unlink(segment)
+            except OSError:
+                pass
+            resource_tracker.unregister(segment, "shared_memory")
+        if server is not None:
+            server.stop()
+        _tables.pop(self.token, None)
+
+
+def _check_count(n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"semaphore initial value must be an int >= 0, not {n!r}")
+
+
+# -- locks and semaphores --------------------------------------------------------------
+
+
+class Lock:
+    """``threading.Lock`` across the executor's processes."""
+
+    __slots__ = ("_name", "_sem", "_slot", "_table", "_token")
+    _kind = _SEMAPHORE
+
+    def __init__(self, name: str, token: int, slot: int) -> None:
+        self._name = name
+        self._token = token
+        self._slot = slot
+        self._sem = _open(name, self._kind, 1)
+        self._table = _tables.get(token) if slot >= 0 else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._name, self._token, self._slot))
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._sem.acquire(blocking, _timeout_arg(timeout) if blocking else None):
+            return False
+        table = self._table
+        if table is not None:
+            table[self._slot] = os.getpid()
+        return True
+
+    def release(self) -> None:
+        table = self._table
+        if table is not None:
+            table[self._slot] = 0
+        try:
+            self._sem.release()
+        except ValueError:
+            raise RuntimeError("release unlocked lock") from None
+
+    def locked(self) -> bool:
+        return bool(self._sem._get_value() == 0)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _is_owned(self) -> bool:
+        return bool(self._sem._is_mine())
+
+    def _release_all(self) -> int:
+        self.release()
+        return 1
+
+    def _reacquire(self, count: int) -> None:
+        self.acquire()
+
+    def __repr__(self) -> str:
+        return f"<unifex process Lock {self._name} {'locked' if self.locked() else 'unlocked'}>"
+
+
+class RLock(Lock):
+    """``threading.RLock`` across the executor's processes."""
+
+    __slots__ = ()
+    _kind = _RECURSIVE_MUTEX
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        sem = self._sem
+        if not sem.acquire(blocking, _timeout_arg(timeout) if blocking else None):
+            return False
+        table = self._table
+        if table is not None and sem._count() == 1:
+            table[self._slot] = os.getpid()
+        return True
+
+    def release(self) -> None:
+        sem = self._sem
+        if not sem._is_mine():
+            raise RuntimeError("cannot release un-acquired lock")
+        table = self._table
+        if table is not None and sem._count() == 1:
+            table[self._slot] = 0
+        sem.release()
+
+    def locked(self) -> bool:
+        return bool(self._sem._get_value() == 0)
+
+    def _release_all(self) -> int:
+        count = int(self._sem._count())
+        for _ in range(count):
+            self.release()
+        return count
+
+    def _reacquire(self, count: int) -> None:
+        for _ in range(count):
+            self.acquire()
+
+    def __repr__(self) -> str:
+        return f"<unifex process RLock {self._name}>"
+
+
+class Semaphore:
+    """``threading.Semaphore`` across the executor's processes."""
+
+    __slots__ = ("_maxvalue", "_name", "_sem")
+
+    def __init__(self, name: str, maxvalue: int) -> None:
+        self._name = name
+        self._maxvalue = maxvalue
+        self._sem = _open(name, _SEMAPHORE, maxvalue)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._name, self._maxvalue))
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        return bool(self._sem.acquire(blocking, _timeout_arg(timeout) if blocking else None))
+
+    def release(self, n: int = 1) -> None:
+        if n < 1:
+            raise ValueError("n must be one or more")
+        for _ in range(n):
+            try:
+                self._sem.release()
+            except ValueError:
+                raise ValueError("Semaphore released too many times") from None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<unifex process {type(self).__name__} {self._name} value={self._sem._get_value()}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """``threading.BoundedSemaphore``: releasing above the initial value raises ValueError."""
+
+    __slots__ = ()
+
+
+# -- condition and event ---------------------------------------------------------------
+
+
+class Condition:
+    """``threading.Condition`` across the executor's processes."""
+
+    __slots__ = ("_lock", "_waiters", "_wake")
+
+    def __init__(self, lock: Lock, waiters: str, wake: str) -> None:
+        self._lock = lock
+        self._waiters = waiters
+        self._wake = wake
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._lock, self._waiters, self._wake))
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        lock = self._lock
+        if not lock._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiters = _open(self._waiters, _SEMAPHORE, SEM_VALUE_MAX)
+        wake = _open(self._wake, _SEMAPHORE, SEM_VALUE_MAX)
+        waiters.release()  # registered while holding the lock: a notify cannot slip in between
+        count = lock._release_all()
+        try:
+            woken = bool(wake.acquire(True, _timeout_arg(timeout)))
+        finally:
+            lock._reacquire(count)
+        # on a timeout, holding the lock again (so no notify runs now): either
+        # our registration is still there, or a notify took it and posted a
+        # wake-up that is ours
+        if not woken and not waiters.acquire(False):
+            woken = bool(wake.acquire(False))
+        return woken
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        end = None if timeout is None else time.monotonic() + timeout
+        result = predicate()
+        while not result:
+            remaining = None
+            if end is not None:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    break
+            self.wait(remaining)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        if not self._lock._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = _open(self._waiters, _SEMAPHORE, SEM_VALUE_MAX)
+        wake = _open(self._wake, _SEMAPHORE, SEM_VALUE_MAX)
+        woken = 0
+        while woken < n and waiters.acquire(False):
+            wake.release()
+            woken += 1
+
+    def notify_all(self) -> None:
+        self.notify(sys.maxsize)
+
+    def __repr__(self) -> str:
+        return f"<unifex process Condition {self._lock!r}>"
+
+
+class Event:
+    """``threading.Event`` across the executor's processes."""
+
+    __slots__ = ("_cond", "_flag")
+
+    def __init__(self, flag: str, cond: Condition) -> None:
+        self._flag = flag
+        self._cond = cond
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._flag, self._cond))
+
+    def is_set(self) -> bool:
+        return bool(_open(self._flag, _SEMAPHORE, 1)._get_value() == 1)
+
+    isSet = is_set
+
+    def set(self) -> None:
+        flag = _open(self._flag, _SEMAPHORE, 1)
+        with self._cond:
+            if flag._get_value() == 0:
+                flag.release()
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            _open(self._flag, _SEMAPHORE, 1).acquire(False)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.is_set():
+            return True
+        with self._cond:
+            return bool(self._cond.wait_for(self.is_set, timeout))
+
+    def __repr__(self) -> str:
+        return f"<unifex process Event {'set' if self.is_set() else 'unset'}>"
+
+
+# -- queue -----------------------------------------------------------------------------
+
+# header: head, tail (byte offsets, only ever growing), count, unfinished, space waiters, join waiters
+_HDR = struct.Struct("<6q")
+_HEADER = 64
+_RING = 1 << 20
+_LEN = struct.Struct("<I")
+_SPILLED = 0x80000000
+_spill_counter = itertools.count()
+
+
+def _map_segment(name: str) -> Any:
+    mm = _maps.get(name)
+    if mm is None:
+        import mmap
+
+        with _process_lock:
+            mm = _maps.get(name)
+            if mm is None:
+                try:
+                    fd = _posixshmem.shm_open(name, os.O_RDWR, 0o600)
+                except FileNotFoundError:
+                    raise _closed("Queue") from None
+                try:
+                    mm = mmap.mmap(fd, _HEADER + _RING)
+                finally:
+                    os.close(fd)
+                _maps[name] = mm
+    return mm
+
+
+def _dumps_item(item: object) -> bytes:
+    try:
+        return pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(item, pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+
+class Queue:
+    """``queue.Queue`` (with ``task_done``/``join``) across the executor's processes."""
+
+    __slots__ = ("_buf", "_items", "_joined", "_mutex", "_places", "_segment", "_space", "maxsize")
+
+    def __init__(self, segment: str, maxsize: int, mutex: Lock, items: str, places: str | None, space: str, joined: str) -> None:
+        self._segment = segment
+        self.maxsize = maxsize
+        self._mutex = mutex
+        self._items = _open(items, _SEMAPHORE, SEM_VALUE_MAX)
+        self._places = _open(places, _SEMAPHORE, SEM_VALUE_MAX) if places is not None else None
+        self._space = _open(space, _SEMAPHORE, SEM_VALUE_MAX)
+        self._joined = _open(joined, _SEMAPHORE, SEM_VALUE_MAX)
+        self._buf = memoryview(_map_segment(segment))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        names = (self._items.name, self._places.name if self._places is not None else None, self._space.name, self._joined.name)
+        return (type(self), (self._segment, self.maxsize, self._mutex, *names))
+
+    # ring access: call with the mutex held
+    def _write(self, pos: int, data: bytes | memoryview) -> None:
+        pos %= _RING
+        n = len(data)
+        first = min(n, _RING - pos)
+        buf = self._buf
+        buf[_HEADER + pos : _HEADER + pos + first] = data[:first]
+        if first < n:
+            buf[_HEADER : _HEADER + n - first] = data[first:]
+
+    def _read(self, pos: int, n: int) -> bytes:
+        pos %= _RING
+        first = min(n, _RING - pos)
+        buf = self._buf
+        if first == n:
+            return bytes(buf[_HEADER + pos : _HEADER + pos + n])
+        return bytes(buf[_HEADER + pos : _HEADER + pos + first]) + bytes(buf[_HEADER : _HEADER + n - first])
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        data = _dumps_item(item)
+        size = len(data)
+        if size + _LEN.size > _RING // 4:
+            data = self._spill(data)
+            size = len(data) | _SPILLED
+        need = _LEN.size + (size & ~_SPILLED)
+        end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        places = self._places
+        if places is not None and not places.acquire(block, _timeout_arg(timeout) if block else None):
+            self._unspill(data, size)
+            raise queue.Full
+        mutex = self._mutex
+        buf = self._buf
+        registered = False
+        while True:
+            mutex.acquire()
+            try:
+                head, tail, count, unfinished, space_waiters, join_waiters = _HDR.unpack_from(buf, 0)
+                if registered:
+                    space_waiters -= 1
+                    registered = False
+                if _RING - (tail - head) >= need:
+                    self._write(tail, _LEN.pack(size))
+                    self._write(tail + _LEN.size, data)
+                    _HDR.pack_into(buf, 0, head, tail + need, count + 1, unfinished + 1, space_waiters, join_waiters)
+                    break
+                if block:
+                    registered = True
+                    space_waiters += 1
+                _HDR.pack_into(buf, 0, head, tail, count, unfinished, space_waiters, join_waiters)
+            finally:
+                mutex.release()
+            remaining = None if end is None else end - time.monotonic()
+            if not block or (remaining is not None and remaining <= 0):
+                if registered:
+                    with mutex:
+                        fields = list(_HDR.unpack_from(buf, 0))
+                        fields[4] -= 1
+                        _HDR.pack_into(buf, 0, *fields)
+                if places is not None:
+                    places.release()
+                self._unspill(data, size)
+                raise queue.Full
+            # a get posts `space` when bytes free up; the slice re-checks in case a post was missed
+            self._space.acquire(True, 0.1 if remaining is None else min(remaining, 0.1))
+        self._items.release()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if not self._items.acquire(block, _timeout_arg(timeout) if block else None):
+            raise queue.Empty
+        mutex = self._mutex
+        buf = self._buf
+        mutex.acquire()
+        try:
+            head, tail, count, unfinished, space_waiters, join_waiters = _HDR.unpack_from(buf, 0)
+            (size,) = _LEN.unpack(self._read(head, _LEN.size))
+            data = self._read(head + _LEN.size, size & ~_SPILLED)
+            _HDR.pack_into(buf, 0, head + _LEN.size + (size & ~_SPILLED), tail, count - 1, unfinished, space_waiters, join_waiters)
+        finally:
+            mutex.release()
+        if space_waiters:
+            self._space.release()
+        if self._places is not None:
+            self._places.release()
+        if size & _SPILLED:
+            data = self._unspill(data, size, read=True)
+        return pickle.loads(data)
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, False)
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
+
+    def _spill(self, data: bytes) -> bytes:
+        name = f"{self._segment}-s{os.getpid()}-{next(_spill_counter)}"
+        fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        return name.encode()
+
+    def _unspill(self, data: bytes, size: int, read: bool = False) -> bytes:
+        if not size & _SPILLED:
+            return data
+        name = data.decode()
+        chunks = []
+        if read:
+            fd = _posixshmem.shm_open(name, os.O_RDONLY, 0o600)
+            try:
+                while True:
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+        try:
+            _posixshmem.shm_unlink(name)
+        except OSError:
+            pass
+        return b"".join(chunks)
+
+    def _fields(self) -> tuple[int, ...]:
+        return _HDR.unpack_from(self._buf, 0)  # type: ignore[no-any-return]
+
+    def qsize(self) -> int:
+        return int(self._fields()[2])
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= self.qsize()
+
+    def task_done(self) -> None:
+        with self._mutex:
+            fields = list(_HDR.unpack_from(self._buf, 0))
+            if fields[3] <= 0:
+                raise ValueError("task_done() called too many times")
+            fields[3] -= 1
+            wake = 0
+            if fields[3] == 0:
+                wake, fields[5] = fields[5], 0
+            _HDR.pack_into(self._buf, 0, *fields)
+        for _ in range(wake):
+            self._joined.release()
+
+    def join(self) -> None:
+        registered = False
+        while True:
+            with self._mutex:
+                fields = list(_HDR.unpack_from(self._buf, 0))
+                if fields[3] == 0:
+                    if registered and fields[5] > 0:
+                        fields[5] -= 1
+                        _HDR.pack_into(self._buf, 0, *fields)
+                    return
+                if not registered:
+                    fields[5] += 1
+                    registered = True
+                    _HDR.pack_into(self._buf, 0, *fields)
+            if self._joined.acquire(True, 0.2):
+                registered = False  # task_done took our registration when it woke us
+
+    def __repr__(self) -> str:
+        return f"<unifex process Queue maxsize={self.maxsize} qsize={self.qsize()}>"
+
+
+# -- dict ------------------------------------------------------------------------------
+
+
+def _apply(store: dict[Any, Any], op: str, args: tuple[Any, ...]) -> Any:
+    if op == "getitem":
+        return store[args[0]]
+    if op == "setitem":
+        store[args[0]] = args[1]
+        return None
+    if op == "delitem":
+        del store[args[0]]
+        return None
+    if op == "len":
+        return len(store)
+    if op == "contains":
+        return args[0] in store
+    if op == "keys":
+        return list(store)
+    if op == "items":
+        return list(store.items())
+    if op == "values":
+        return list(store.values())
+    if op == "get":
+        return store.get(*args)
+    if op == "pop":
+        return store.pop(*args)
+    if op == "popitem":
+        return store.popitem()
+    if op == "setdefault":
+        return store.setdefault(*args)
+    if op == "update":
+        store.update(args[0])
+        return None
+    if op == "clear":
+        store.clear()
+        return None
+    if op == "copy":
+        return dict(store)
+    raise ValueError(f"unknown dict operation {op!r}")
+
+
+class _DictServer:
+    """A thread in the parent serving every dict of one executor: one select
+    loop over the listening Unix socket and one connection per worker process."""
+
+    def __init__(self) -> None:
+        self.authkey = secrets.token_bytes(32)
+        self.listener = Listener(family="AF_UNIX", authkey=self.authkey)
+        self.address: str = self.listener.address  # type: ignore[assignment]
+        self.pid = os.getpid()
+        self.stores: dict[int, dict[Any, Any]] = {}
+        self.lock = threading.Lock()
+        self._ids = itertools.count()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self.thread = threading.Thread(target=self._serve, name="unifex-process-dict-server", daemon=True)
+        self.thread.start()
+
+    def new_dict(self, initial: dict[Any, Any]) -> SharedDict:
+        with self.lock:
+            did = next(self._ids)
+            self.stores[did] = initial
+        return SharedDict(self.address, self.authkey, did, self)
+
+    def call(self, did: int, op: str, args: tuple[Any, ...]) -> Any:
+        with self.lock:
+            return _apply(self.stores[did], op, args)
+
+    def _serve(self) -> None:
+        poller = select.poll()
+        listen_fd = self.listener._listener._socket.fileno()  # type: ignore[attr-defined]
+        poller.register(listen_fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        conns: dict[int, Connection] = {}
+        try:
+            while not self._stopping:
+                for fd, _ in poller.poll():
+                    if fd == self._wake_r:
+                        continue
+                    if fd == listen_fd:
+                        try:
+                            conn = self.listener.accept()
+                        except Exception:
+                            continue
+                        conns[conn.fileno()] = conn
+                        poller.register(conn.fileno(), select.POLLIN)
+                        continue
+                    conn = conns[fd]
+                    try:
+                        did, op, args = pickle.loads(conn.recv_bytes())
+                    except Exception:
+                        poller.unregister(fd)
+                        del conns[fd]
+                        conn.close()
+                        continue
+                    try:
+                        reply = (True, self.call(did, op, args))
+                    except Exception as exc:
+                        reply = (False, exc)
+                    try:
+                        conn.send_bytes(_dumps_item(reply))
+                    except Exception as exc:
+                        try:
+                            conn.send_bytes(pickle.dumps((False, TypeError(f"the dict value could not be pickled: {exc}"))))
+                        except OSError:
+                            pass
+        finally:
+            for conn in conns.values():
+                conn.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        os.write(self._wake_w, b"\0")
+        self.thread.join()
+        self.listener.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _rebuild_dict(address: str, authkey: bytes, did: int) -> SharedDict:
+    return SharedDict(address, authkey, did, None)
+
+
+class SharedDict(MutableMapping[Any, Any]):
+    """A dict shared by the executor's processes; each operation is atomic and
+    values are copies (mutating a value you read does not change the shared one)."""
+
+    __slots__ = ("_address", "_authkey", "_did", "_server")
+
+    def __init__(self, address: str, authkey: bytes, did: int, server: _DictServer | None) -> None:
+        self._address = address
+        self._authkey = authkey
+        self._did = did
+        self._server = server
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_dict, (self._address, self._authkey, self._did))
+
+    def _call(self, op: str, *args: Any) -> Any:
+        server = self._server
+        if server is not None and server.pid == os.getpid():
+            return server.call(self._did, op, args)
+        entry = _clients.get(self._address)
+        if entry is None:
+            with _process_lock:
+                entry = _clients.get(self._address)
+                if entry is None:
+                    try:
+                        conn = Client(self._address, family="AF_UNIX", authkey=self._authkey)
+                    except OSError:
+                        raise _closed("dict") from None
+                    entry = _clients[self._address] = (conn, threading.Lock())
+        conn, lock = entry
+        with lock:
+            try:
+                conn.send_bytes(_dumps_item((self._did, op, args)))
+                ok, value = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                _clients.pop(self._address, None)
+                raise _closed("dict") from None
+        if not ok:
+            raise value
+        return value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._call("getitem", key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._call("setitem", key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._call("delitem", key)
+
+    def __len__(self) -> int:
+        return int(self._call("len"))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._call("keys"))
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self._call("contains", key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._call("get", key, default)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        return self._call("pop", key, *default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        return self._call("popitem")  # type: ignore[no-any-return]
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        return self._call("setdefault", key, default)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        self._call("update", dict(other, **kwargs))
+
+    def clear(self) -> None:
+        self._call("clear")
+
+    def keys(self) -> list[Any]:  # type: ignore[override]
+        return self._call("keys")  # type: ignore[no-any-return]
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return self._call("items")  # type: ignore[no-any-return]
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return self._call("values")  # type: ignore[no-any-return]
+
+    def copy(self) -> dict[Any, Any]:
+        return self._call("copy")  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SharedDict):
+            other = other.copy()
+        return self.copy() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        try:
+            return f"<unifex process dict {self.copy()!r}>"
+        except ExecutorClosedError:
+            return "<unifex process dict (closed)>"
+

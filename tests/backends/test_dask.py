@@ -1,0 +1,409 @@
+"""What only the ``dask`` kind does: the three ways to start, a real cluster of
+``dask scheduler`` / ``dask worker`` processes joined by address, crashes,
+terminate on an embedded and on a joined cluster, batching and serialization.
+
+The conformance suite covers the shared protocol; these tests use the shared
+test cluster (``unifex.testing.dask_cluster``) where they can and start their
+own embedded cluster only where the embedded cluster is what they test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="the dask kind needs distributed: pip install 'unifex[dask]'")
+
+import dask  # noqa: E402
+
+import unifex  # noqa: E402
+from unifex.testing import dask_cluster, tasks  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="session")
+def shared_address() -> str:
+    """The session's shared cluster; a session fixture is set up before the
+    per-test leak snapshot, so the cluster's process is not counted as a leak."""
+    return dask_cluster.address()
+
+
+# -- task functions (module level: this test module travels by value) -----------------
+
+
+def program(ex: Any) -> tuple[int, list[int], int, int]:
+    """The same program on any kind: submit, map, a callback and helpers."""
+    seen: list[int] = []
+    fut = ex.apply_async(tasks.square, (12,), callback=seen.append)
+    squares = list(ex.map(tasks.square, range(20)))
+    lock, shared = ex.Lock(), ex.dict(n=0)
+    for f in [ex.submit(tasks.incr_locked, lock, shared, "n", 5) for _ in range(2)]:
+        f.result(timeout=60)
+    value = fut.result(timeout=60)
+    ex.close()
+    return value, squares, seen[0], shared_value(shared)
+
+
+def shared_value(shared: Any) -> int:
+    try:
+        return int(shared["n"])
+    except unifex.ExecutorClosedError:
+        return -1
+
+
+def report_pid_then_sleep(pids: Any, seconds: float) -> int:
+    pids["pid"] = os.getpid()
+    time.sleep(seconds)  # plain sleep: only killing the process stops it
+    return os.getpid()
+
+
+def sleep_plain_then_touch(started: Any, seconds: float, marker: str) -> None:
+    started.set()
+    time.sleep(seconds)
+    Path(marker).touch()
+
+
+def sleep_steps_then_touch(started: Any, steps: int, marker: str) -> None:
+    started.set()
+    for _ in range(steps):
+        unifex.sleep(0.05)
+    Path(marker).touch()
+
+
+def current_key(_: Any) -> str:
+    return str(distributed.get_worker().get_current_task())
+
+
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def make_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def catch_deadline(shared: Any) -> str:
+    try:
+        for _ in range(200):
+            unifex.sleep(0.05)
+    except unifex.TaskTimeoutError:
+        shared["inside"] = "TaskTimeoutError"
+        raise
+    return "finished"
+
+
+# -- options and start-up ------------------------------------------------------------------
+
+
+def test_missing_distributed_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "import unifex\n"
+        "try:\n    unifex.executor('dask')\n"
+        "except unifex.UnknownBackendError as e:\n    print('ERR', e)\n"
+        "print(unifex.backends()['dask'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "ERR" in out and "unifex[dask]" in out
+    assert out.strip().endswith("False")
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"address": "tcp://127.0.0.1:1", "client": object()}, TypeError),
+        ({"address": "tcp://127.0.0.1:1", "processes": False}, TypeError),
+        ({"address": "tcp://127.0.0.1:1", "threads_per_worker": 2}, TypeError),
+        ({"client": "not a client"}, TypeError),
+        ({"threads_per_worker": 0}, ValueError),
+        ({"nanny": True}, TypeError),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        unifex.executor("dask", size=1, **options)
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_address_fails_within_the_connect_timeout() -> None:
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionError, match="tcp://127.0.0.1:9") as info:
+            unifex.executor("dask", address="tcp://127.0.0.1:9")
+    assert time.monotonic() - t0 < 15
+    assert "dask scheduler" in str(info.value)
+
+
+def test_join_by_address_sizes_from_the_cluster_and_leaves_it_running(shared_address: str) -> None:
+    ex = unifex.executor("dask", address=shared_address)
+    assert ex.size == dask_cluster.WORKERS * dask_cluster.THREADS
+    assert ex.submit(tasks.square, 5).result(timeout=30) == 25
+    ex.close()
+    with unifex.executor("dask", address=shared_address, size=1) as again:
+        assert again.size == 1
+        assert again.submit(tasks.square, 6).result(timeout=30) == 36
+
+
+def test_client_option_reuses_and_never_closes_the_users_client(shared_address: str) -> None:
+    client = distributed.Client(shared_address, set_as_default=False)
+    try:
+        with unifex.executor("dask", client=client, size=2) as ex:
+            assert ex.submit(tasks.square, 7).result(timeout=30) == 49
+            assert list(ex.map(tasks.square, range(5))) == [0, 1, 4, 9, 16]
+        assert client.status == "running"
+        assert client.submit(tasks.square, 8, pure=False).result(timeout=30) == 64
+    finally:
+        client.close()
+
+
+# -- protocol details ------------------------------------------------------------------------
+
+
+def test_map_batches_tiny_tasks_into_few_dask_tasks(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=2) as ex:
+        keys = list(ex.map(current_key, range(10_000)))
+    assert len(keys) == 10_000
+    # ceil(10_000 / (4 * size)) inputs per dask task: 8 dask tasks, not 10,000
+    assert len(set(keys)) == 8
+
+
+def test_map_of_unknown_length_keeps_one_input_per_task(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=2) as ex:
+        keys = list(ex.map(current_key, iter(range(6))))
+    assert len(set(keys)) == 6
+
+
+def test_remote_traceback_is_attached_as_cause(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=1) as ex:
+        fut = ex.submit(tasks.fail, "from the worker")
+        with pytest.raises(tasks.TaskError, match="from the worker") as info:
+            fut.result(timeout=30)
+    cause = info.value.__cause__
+    assert cause is not None and "Traceback" in str(cause) and "raise TaskError" in str(cause)
+
+
+def test_serialization_errors_say_which_part(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=1) as ex:
+        with pytest.raises(unifex.SerializationError, match="argument 1 of"):
+            ex.submit(tasks.add, 1, threading.Lock()).result(timeout=30)
+        with pytest.raises(unifex.SerializationError, match="keyword argument 'c'"):
+            ex.submit(tasks.add, 1, c=threading.Lock()).result(timeout=30)
+        with pytest.raises(unifex.SerializationError, match="the result of make_lock"):
+            ex.submit(make_lock).result(timeout=30)
+        # the executor goes on
+        assert ex.submit(tasks.square, 4).result(timeout=30) == 16
+
+
+def test_callbacks_run_in_our_collector_thread_not_in_distributeds(shared_address: str) -> None:
+    names: list[str] = []
+    with unifex.executor("dask", address=shared_address, size=2) as ex:
+        for i in range(4):
+            ex.apply_async(tasks.square, (i,), callback=lambda _r: names.append(threading.current_thread().name))
+    assert len(names) == 4
+    assert all(name.startswith("unifex-dask-collector") for name in names)
+
+
+def test_futures_mix_with_other_kinds_in_wait_and_as_completed(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=2) as dx, unifex.executor("thread", size=2) as tx:
+        futures = [dx.submit(tasks.sleep_return, 0.2, "dask"), tx.submit(tasks.sleep_return, 0.05, "thread")]
+        done, not_done = unifex.wait(futures, timeout=30)
+        assert not not_done
+        assert sorted(f.result() for f in unifex.as_completed(futures, timeout=30)) == ["dask", "thread"]
+
+
+def test_size_bounds_tasks_in_flight_on_a_bigger_cluster(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=2) as ex:
+        counter, lock = ex.dict(now=0, max=0), ex.Lock()
+        sem = ex.Semaphore(10)
+        futures = [ex.submit(tasks.semaphore_probe, sem, counter, lock, 0.1) for _ in range(6)]
+        assert sum(f.result(timeout=60) for f in futures) == 6
+        assert counter["max"] <= 2
+
+
+def test_deadline_raises_inside_the_task(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=1) as ex:
+        shared = ex.dict()
+        fut = ex.apply_async(catch_deadline, (shared,), timeout=0.3)
+        with pytest.raises(unifex.TaskTimeoutError):
+            fut.result(timeout=30)
+        assert tasks_wait(lambda: shared.get("inside") == "TaskTimeoutError", 10)
+
+
+def tasks_wait(predicate: Any, timeout: float) -> bool:
+    from unifex.testing import wait_until
+
+    return bool(wait_until(predicate, timeout=timeout))
+
+
+# -- terminate ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_terminate_on_a_joined_cluster_stops_tasks_at_their_next_wait(shared_address: str, tmp_path: Path) -> None:
+    ex = unifex.executor("dask", address=shared_address, size=2)
+    started = ex.Event()
+    marker = tmp_path / "finished"
+    fut = ex.submit(sleep_steps_then_touch, started, 60, str(marker))
+    assert started.wait(30)
+    ex.terminate()
+    with pytest.raises(unifex.TerminatedError):
+        fut.result(timeout=10)
+    time.sleep(3.5)  # the task would have finished its 3 s of sleeps by now
+    assert not marker.exists()
+    with unifex.executor("dask", address=shared_address, size=1) as again:  # the cluster runs on
+        assert again.submit(tasks.square, 3).result(timeout=30) == 9
+
+
+@pytest.mark.timeout(90)
+def test_terminate_on_the_embedded_cluster_kills_running_tasks(tmp_path: Path) -> None:
+    ex = unifex.executor("dask", size=2)
+    started = ex.Event()
+    marker = tmp_path / "finished"
+    running = ex.submit(sleep_plain_then_touch, started, 3.0, str(marker))
+    queued = [ex.submit(tasks.sleep_return, 5) for _ in range(3)]
+    assert started.wait(30)
+    t0 = time.monotonic()
+    ex.terminate()
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(unifex.TerminatedError):
+        running.result(timeout=10)
+    for fut in queued:
+        with pytest.raises((unifex.CancelledError, unifex.TerminatedError)):
+            fut.result(timeout=10)
+    time.sleep(3.5)
+    assert not marker.exists()
+    # the helpers died with the cluster: a set() in cleanup code is dropped, a read raises
+    started.set()
+    with pytest.raises(unifex.ExecutorClosedError, match="closed"):
+        started.is_set()
+
+
+@pytest.mark.timeout(90)
+def test_close_shuts_the_embedded_cluster_down() -> None:
+    ex = unifex.executor("dask", size=1, threads_per_worker=2)
+    address = ex._scheduler_address
+    futures = [ex.submit(tasks.sleep_return, 0.3, i) for i in range(3)]
+    ex.close()
+    assert [f.result() for f in futures] == [0, 1, 2]
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(OSError):
+        distributed.Client(address, timeout=1, set_as_default=False)
+
+
+# -- crashes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_that_dies_fails_only_its_task() -> None:
+    with unifex.executor("dask", size=2) as ex:
+        good = [ex.submit(tasks.sleep_return, 0.5, i) for i in range(1)]
+        crash = ex.submit(kill_self)
+        with pytest.raises(unifex.WorkerCrashedError) as info:
+            crash.result(timeout=60)
+        err = info.value
+        assert err.exitcode == -signal.SIGKILL
+        assert err.pid is not None and str(err.pid) in str(err)
+        assert "SIGKILL" in str(err)
+        assert [f.result(timeout=60) for f in good] == [0]
+        assert ex.submit(tasks.square, 5).result(timeout=60) == 25  # the nanny replaced the worker
+
+
+# -- a cluster of `dask scheduler` / `dask worker` processes --------------------------------------
+
+
+def _dask_command(sub: str) -> list[str]:
+    beside = Path(sys.executable).with_name("dask")
+    if beside.exists():
+        return [str(beside), sub]
+    found = shutil.which("dask")
+    if found:
+        return [found, sub]
+    module = {"scheduler": "distributed.cli.dask_scheduler", "worker": "distributed.cli.dask_worker"}[sub]
+    return [sys.executable, "-m", module]
+
+
+@pytest.fixture
+def cli_cluster(tmp_path: Path) -> Iterator[str]:
+    """A scheduler and two workers started with the ``dask`` command on
+    127.0.0.1; stopped (and waited for) at teardown."""
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    procs: list[subprocess.Popen[bytes]] = []
+    log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115
+    try:
+        procs.append(
+            subprocess.Popen(
+                [*_dask_command("scheduler"), "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        end = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert scheduler_file.exists(), (tmp_path / "cluster.log").read_text()
+        for i in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [*_dask_command("worker"), "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-dashboard", "--name", f"w{i}", "--host", "127.0.0.1"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        client = distributed.Client(scheduler_file=str(scheduler_file), set_as_default=False, timeout=30)
+        try:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+        finally:
+            client.close()
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+@pytest.mark.timeout(180)
+def test_the_same_program_on_process_and_on_a_dask_cli_cluster(cli_cluster: str) -> None:
+    expected = (144, [i * i for i in range(20)], 144)
+    with unifex.executor("process", size=2) as local:
+        assert program(local)[:3] == expected
+    ex = unifex.executor("dask", address=cli_cluster)
+    assert ex.size == 2
+    assert program(ex)[:3] == expected
+    # closing the executor left the cluster running
+    with distributed.Client(cli_cluster, set_as_default=False, timeout=10) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert client.submit(tasks.square, 9, pure=False).result(timeout=30) == 81
+
+
+@pytest.mark.timeout(180)
+def test_a_cli_worker_killed_mid_task(cli_cluster: str) -> None:
+    with unifex.executor("dask", address=cli_cluster) as ex:
+        pids = ex.dict()
+        victim = ex.submit(report_pid_then_sleep, pids, 30)
+        assert tasks_wait(lambda: "pid" in pids, 30)
+        os.kill(pids["pid"], signal.SIGKILL)
+        with pytest.raises(unifex.WorkerCrashedError) as info:
+            victim.result(timeout=60)
+        assert info.value.pid == pids["pid"]
+        # the other worker, and the restarted one, go on
+        assert list(ex.map(tasks.square, range(4))) == [0, 1, 4, 9]
