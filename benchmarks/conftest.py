@@ -14,6 +14,7 @@ import pytest
 import unifex
 from unifex import _bench
 
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Saved runs (``--benchmark-autosave``) record what unifex measured them with."""
     machine_info["unifex"] = {

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -104,19 +106,35 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _head(text: str, lines: int = 80) -> str:
+    return "\n".join(text.strip().splitlines()[:lines])
+
+
 def run_one(example: str, kind: str, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
     """Run ``examples/<example>.py --backend <kind>`` and judge its output."""
     cmd = [sys.executable, os.path.join(EXAMPLES_DIR, example + ".py"), "--backend", kind]
+    # with faulthandler on, SIGABRT makes a hung program print where each of its threads is
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        return Outcome(example, kind, "TIMEOUT", time.perf_counter() - started, f"no exit within {timeout:.0f} s\n{_tail(err)}")
+    # its own session, so that a hung program's workers (its children) can be stopped with it
+    with subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                out, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return Outcome(example, kind, "TIMEOUT", time.perf_counter() - started, f"no exit within {timeout:.0f} s; where it was (innermost call first):\n{_head(err)}")
     seconds = time.perf_counter() - started
-    out = proc.stdout
     if proc.returncode != 0:
-        return Outcome(example, kind, "FAIL", seconds, f"exit status {proc.returncode}\n{_tail(proc.stderr)}")
+        return Outcome(example, kind, "FAIL", seconds, f"exit status {proc.returncode}\n{_tail(err)}")
     if out.startswith(NOT_APPLICABLE_MARKER):
         if kind in not_applicable(example):
             return Outcome(example, kind, "n/a", seconds, out.strip())
@@ -125,7 +143,7 @@ def run_one(example: str, kind: str, timeout: float = DEFAULT_TIMEOUT) -> Outcom
         return Outcome(example, kind, "FAIL", seconds, f"NOT_APPLICABLE names {kind!r}, but the program ran instead of saying so")
     expected = expected_output(example)
     if out != expected:
-        return Outcome(example, kind, "FAIL", seconds, f"output differs from the docstring's:\n--- expected\n{expected}--- got\n{out}{_tail(proc.stderr)}")
+        return Outcome(example, kind, "FAIL", seconds, f"output differs from the docstring's:\n--- expected\n{expected}--- got\n{out}{_tail(err)}")
     return Outcome(example, kind, "pass", seconds)
 
 

@@ -67,7 +67,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             _bench.require_matplotlib()  # fail before minutes of measuring, not after
         except _bench.PlotUnavailableError as exc:
             parser.error(str(exc))
-    out = Console()
+    # a file or a pipe gets the whole table on one line per row, not 80 columns
+    out = Console() if sys.stdout.isatty() else Console(width=220)
     err = Console(stderr=True)
     with Progress(
         TextColumn("[bold]unifex bench"),

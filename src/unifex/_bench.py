@@ -691,13 +691,17 @@ class Family:
     raws: tuple[str, ...]
 
 
+# gevent and greenlet are measured in separate sessions, each beside its own
+# gevent.pool.Pool: two cooperative executors in one thread stack their wait
+# contexts, and a benchmark should measure each kind alone in its thread.
 FAMILIES: dict[str, Family] = {
     "threads": Family("threads", "light", ("ThreadPoolExecutor",)),
     "process": Family("process", "process", ("ProcessPoolExecutor", "multiprocessing.Pool")),
     "gevent": Family("gevent", "light", ("gevent.pool.Pool",)),
+    "greenlet": Family("greenlet", "light", ("gevent.pool.Pool",)),
     "dask": Family("dask", "dask", ("dask client",)),
 }
-_FAMILY_OF_KIND = {"thread": "threads", "pool": "threads", "serial": "threads", "process": "process", "gevent": "gevent", "greenlet": "gevent", "dask": "dask"}
+_FAMILY_OF_KIND = {"thread": "threads", "pool": "threads", "serial": "threads", "process": "process", "gevent": "gevent", "greenlet": "greenlet", "dask": "dask"}
 
 
 def family_of(kind: str) -> Family:
@@ -857,7 +861,8 @@ class Report:
     quick: bool
     machine: dict[str, Any]
     kinds: dict[str, Column] = field(default_factory=dict)
-    raws: dict[str, Column] = field(default_factory=dict)
+    #: family -> raw library -> its column (a raw library is measured in each family that uses it)
+    raws: dict[str, dict[str, Column]] = field(default_factory=dict)
     params: dict[str, Params] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -871,7 +876,8 @@ class Report:
     def ratio(self, kind: str, raw: str, workload: str) -> float | None:
         """unifex time / raw library time (below 1: unifex faster)."""
         mine = self.kinds[kind].cells.get(workload)
-        theirs = self.raws[raw].cells.get(workload) if raw in self.raws else None
+        column = self.raws.get(self.kinds[kind].family, {}).get(raw)
+        theirs = None if column is None else column.cells.get(workload)
         if mine is None or theirs is None or mine.seconds is None or theirs.seconds is None or theirs.seconds <= 0:
             return None
         return mine.seconds / theirs.seconds
@@ -921,7 +927,10 @@ class Report:
             "kinds": {
                 k: {"family": c.family, "size": c.size, "error": c.error, "raw": list(c.raws), "results": cells(c, True)} for k, c in self.kinds.items()
             },
-            "raw": {r: {"family": c.family, "size": c.size, "error": c.error, "title": RAW[r].title, "results": cells(c, False)} for r, c in self.raws.items()},
+            "raw": {
+                fam: {r: {"size": c.size, "error": c.error, "title": RAW[r].title, "results": cells(c, False)} for r, c in raws.items()}
+                for fam, raws in self.raws.items()
+            },
         }
 
 
@@ -987,8 +996,7 @@ def run(kinds: Sequence[str], quick: bool = False, progress: ProgressFn | None =
         report.params[fam.name] = p
         for kind in fam_kinds:
             report.kinds[kind] = Column(kind, fam.name, raws=fam.raws)
-        for raw in fam.raws:
-            report.raws[raw] = Column(raw, fam.name)
+        report.raws[fam.name] = {raw: Column(raw, fam.name) for raw in fam.raws}
         say(f"{fam.name}: starting {', '.join([*fam_kinds, *fam.raws])}", 0)
         _run_family(report, fam, fam_kinds, p, say)
     report.elapsed = _perf() - began
@@ -997,7 +1005,7 @@ def run(kinds: Sequence[str], quick: bool = False, progress: ProgressFn | None =
 
 def _run_family(report: Report, fam: Family, kinds: list[str], p: Params, say: ProgressFn) -> None:
     names = [*kinds, *fam.raws]
-    columns = {**{k: report.kinds[k] for k in kinds}, **{r: report.raws[r] for r in fam.raws}}
+    columns = {**{k: report.kinds[k] for k in kinds}, **report.raws[fam.name]}
     with open_family(fam, kinds, p) as session:
         say(f"{fam.name}: started", 1)
         for name, why in session.errors.items():
@@ -1103,7 +1111,7 @@ def render_table(report: Report) -> Any:
         caption=(
             f"median of the rounds; {TIMES}R = unifex time ÷ raw library time for the same work, side by side "
             "(below 1.00: unifex faster). "
-            + "; ".join(f"{RAW[r].label} = {RAW[r].title}" for r in report.raws)
+            + "; ".join(f"{RAW[r].label} = {RAW[r].title}" for r in dict.fromkeys(r for raws in report.raws.values() for r in raws))
             + f".\nMachine: {machine_line(report.machine)}"
         ),
         show_lines=True,
@@ -1164,8 +1172,9 @@ def plot(report: Report, path: str) -> None:
         for i, kind in enumerate(kinds):
             xs.append(i)
             mine.append(report.value(report.kinds[kind], w.name) or 0.0)
-            raws = report.kinds[kind].raws
-            raw_value = report.value(report.raws[raws[0]], w.name) if raws and raws[0] in report.raws else None
+            column = report.kinds[kind]
+            raw_column = report.raws.get(column.family, {}).get(column.raws[0]) if column.raws else None
+            raw_value = report.value(raw_column, w.name) if raw_column is not None else None
             theirs.append(raw_value or 0.0)
         width = 0.4
         ax.bar([x - width / 2 for x in xs], mine, width, label="unifex", color="#3b75af")

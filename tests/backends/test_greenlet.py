@@ -397,7 +397,7 @@ def test_a_task_killed_after_a_lock_was_handed_to_it_passes_the_lock_on() -> Non
     with make() as ex:
         lock = ex.Lock()
         lock.acquire()
-        fut = ex.apply_async(lambda: lock.acquire(), timeout=0.05)
+        fut = ex.apply_async(lock.acquire, timeout=0.05)
         unifex.sleep(0)  # the task starts and parks on the lock
         time.sleep(0.1)  # its deadline passes while the scheduler is not running
         lock.release()  # handed to the waiting task, which has not resumed yet
@@ -552,3 +552,14 @@ def test_callbacks_run_in_the_owner_thread() -> None:
     with make() as ex:
         ex.apply_async(tasks.sleep_return, (0.01, 1), callback=lambda _: seen.append(threading.get_ident()))
     assert seen == [threading.get_ident()]
+
+
+def test_a_task_that_overruns_without_a_switch_point_loses_its_result() -> None:
+    def busy() -> str:
+        time.sleep(0.05)  # blocks the thread: nothing can stop it until it returns
+        return "too late"
+
+    with make() as ex:
+        fut = ex.apply_async(busy, timeout=0.01)
+        with pytest.raises(unifex.TaskTimeoutError, match="without reaching a unifex wait"):
+            fut.result(timeout=5)

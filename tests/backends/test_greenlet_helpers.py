@@ -250,3 +250,15 @@ def test_helpers_cannot_be_pickled() -> None:
         with pytest.raises(TypeError, match="cannot be pickled"):
             pickle.dumps(ex.Lock())
         assert ex.dict(a=1) == {"a": 1}
+
+
+def test_lock_ownership_follows_the_task_not_its_worker_greenlet() -> None:
+    with make(size=1) as ex:
+        lock, rlock = ex.Lock(), ex.RLock()
+        ex.submit(lock.acquire).result(timeout=5)
+        ex.submit(rlock.acquire).result(timeout=5)
+        assert repr(lock) == "<unifex greenlet Lock held by task #1 GreenletLock.acquire (which ended without releasing it)>"
+        # the next task runs in the same reused worker greenlet, yet does not own the RLock
+        assert ex.submit(rlock.acquire, blocking=False).result(timeout=5) is False
+        with pytest.raises(RuntimeError):
+            ex.submit(rlock.release).result(timeout=5)

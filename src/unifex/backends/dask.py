@@ -257,12 +257,14 @@ def _run_remote(payload: bytes, timeout: float | None) -> bytes:
     try:
         value = fn(*args, **kwargs)
     except BaseException as exc:
-        tb = traceback.format_exc()
-        return _dumps_outcome(False, exc, tb, _describe(fn, args, kwargs))
+        return _dumps_outcome(False, exc, traceback.format_exc(), _describe(fn, args, kwargs))
     finally:
         _wait.set_task_deadline(None)
         _wait.remove_context(ctx)
-    return _dumps_outcome(True, value, None, _describe(fn, args, kwargs))
+    tb: str | None = None
+    if fn is run_chunk and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
+        tb = "".join(traceback.format_exception(value[1]))
+    return _dumps_outcome(True, value, tb, _describe(fn, args, kwargs))
 
 
 class _ReportingNanny(Nanny):  # type: ignore[misc]
@@ -351,7 +353,15 @@ def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
 
 
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
-_clients: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+#: scheduler address -> the clients of live executors there, for helpers used in this process
+_clients: dict[str, weakref.WeakSet[Any]] = {}
+
+
+def _client_for(address: str) -> Any:
+    for client in list(_clients.get(address, ())):
+        if client.status == "running":
+            return client
+    return None
 #: ids of executors whose embedded cluster was closed: their helpers need no round trip to learn it
 _gone: set[str] = set()
 
@@ -415,19 +425,23 @@ class DaskExecutor(BaseExecutor):
                     n_workers=self.size,
                     threads_per_worker=threads_per_worker or 1,
                     processes=use_processes,
-                    dashboard_address=":0",
+                    dashboard_address=":0",  # any free port: several executors may run at once
                     scheduler_kwargs={"dashboard": False},
                     worker_class=_ReportingNanny if use_processes else None,
                 )
-            self._client = Client(self._cluster, set_as_default=False)
+            try:
+                self._client = Client(self._cluster, set_as_default=False)
+            except BaseException:
+                self._cluster.close()
+                raise
         if not explicit_size and self._cluster is None:
-            threads = sum(w.get("nthreads", 0) for w in self._client.scheduler_info().get("workers", {}).values())
-            self.size = max(1, threads)
+            # the cluster's threads now; workers that join later do not change it
+            self.size = max(1, sum(self._client.nthreads().values()))
         self._scheduler_address: str = str(self._client.scheduler.address)
-        _clients[self._scheduler_address] = self._client
+        _clients.setdefault(self._scheduler_address, weakref.WeakSet()).add(self._client)
         self._ac = distributed.as_completed(loop=self._client.loop, with_results=True, raise_errors=False)
         self._pending: deque[_Item] = deque()
-        self._inflight: dict[str, tuple[Future[Any], str]] = {}
+        self._inflight: dict[str, Future[Any]] = {}
         self._dfutures: dict[str, Any] = {}
         self._cond = threading.Condition(self._state_lock)
         self._collector: threading.Thread | None = None
@@ -477,7 +491,7 @@ class DaskExecutor(BaseExecutor):
                 continue
             name = getattr(fn if fn is not run_chunk else args[0], "__name__", "task")
             dfut = self._client.submit(_run_remote, payload, timeout, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
-            inflight[dfut.key] = (fut, "")
+            inflight[dfut.key] = fut
             self._dfutures[dfut.key] = dfut
             self._ac.add(dfut)
             if timeout is not None:
@@ -519,12 +533,11 @@ class DaskExecutor(BaseExecutor):
     def _settle(self, dfut: Any, outcome: Any) -> None:
         key = dfut.key
         with self._state_lock:
-            entry = self._inflight.pop(key, None)
+            fut = self._inflight.pop(key, None)
             self._dfutures.pop(key, None)
             self._pump()
-        if entry is None:
+        if fut is None:
             return
-        fut = entry[0]
         status = dfut.status
         if status == "finished" and isinstance(outcome, bytes):
             try:
@@ -533,6 +546,8 @@ class DaskExecutor(BaseExecutor):
                 fut.try_set_exception(SerializationError(f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"))
                 return
             if ok:
+                if tb and isinstance(value, tuple) and isinstance(value[1], BaseException):
+                    value[1].__cause__ = _RemoteTraceback(f'\n"""\n{tb}"""')
                 fut.try_set_result(value)
             else:
                 if tb:
@@ -595,8 +610,7 @@ class DaskExecutor(BaseExecutor):
         if self._helpers_ready:
             with contextlib.suppress(Exception):
                 self._client.sync(self._client.scheduler.unifex_helper, action="drop", name=self._id + "/")
-        if _clients.get(self._scheduler_address) is self._client:
-            del _clients[self._scheduler_address]
+        _clients.get(self._scheduler_address, weakref.WeakSet()).discard(self._client)
         if self._owns_client:
             with contextlib.suppress(Exception):
                 self._client.close()
@@ -609,7 +623,7 @@ class DaskExecutor(BaseExecutor):
         with self._state_lock:
             queued = [item[0] for item in self._pending]
             self._pending.clear()
-            running = [entry[0] for entry in self._inflight.values()]
+            running = list(self._inflight.values())
             dfutures = list(self._dfutures.values())
             self._inflight.clear()
             self._dfutures.clear()
@@ -738,7 +752,7 @@ def _call_scheduler(address: str, client: Any, op: str, name: str, **kwargs: Any
         if worker is not None and worker.scheduler.address == address:
             return distributed.utils.sync(worker.loop, worker.scheduler.unifex_helper, action=op, name=name, **kwargs)
         if client is None or client.status != "running":
-            client = _clients.get(address)
+            client = _client_for(address)
         if client is not None and client.status == "running":
             return client.sync(client.scheduler.unifex_helper, action=op, name=name, **kwargs)
     except (OSError, distributed.comm.CommClosedError) as exc:

@@ -108,7 +108,7 @@ _monotonic = time.monotonic
 # task messages (parent -> worker); an empty message asks the worker to exit
 _CALL, _CHUNK = 0, 1
 # replies (worker -> parent)
-_OK, _RAISED, _LOST, _CHUNK_DONE = 0, 1, 2, 3
+_OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
 
 
 class RemoteTraceback(Exception):
@@ -183,14 +183,14 @@ def _round_trips(data: bytes) -> bool:
     return True
 
 
-def _exception_reply(exc: BaseException) -> bytes:
+def _exception_reply(exc: BaseException, code: int = _RAISED) -> bytes:
     """Pickle an exception with its traceback text; if it cannot make the round
     trip, send its description so the parent raises SerializationError."""
     tb = _traceback_text(exc)
     exc.__traceback__ = None
     for dump in (_dumps, None):
         try:
-            data = dump((_RAISED, exc, tb), _PROTOCOL) if dump is not None else _cloudpickle_dumps((_RAISED, exc, tb))
+            data = dump((code, exc, tb), _PROTOCOL) if dump is not None else _cloudpickle_dumps((code, exc, tb))
         except Exception:
             continue
         if _round_trips(data):
@@ -290,7 +290,7 @@ def _worker_main(
             initializer, initargs = _loads(init_payload)
             initializer(*initargs)
         except BaseException as exc:
-            init_error = _exception_reply(exc)
+            init_error = _exception_reply(exc, _INIT_FAILED)
     recv = tasks.recv_bytes
     send = results.send_bytes
     while True:
@@ -756,17 +756,20 @@ class ProcessExecutor(BaseExecutor):
         worker.deadline = None
         if worker.dying or task is None:
             return  # a late reply from a worker already given up on
-        if worker.retiring:
-            self._stop(worker)
-        else:
-            self._idle.append(worker)
-        self._settle(task, data)
-
-    def _settle(self, task: _Task, data: bytes) -> None:
-        fut = task.fut
         try:
             reply = _loads(data)
         except Exception as exc:
+            reply = exc
+        if worker.retiring or (isinstance(reply, tuple) and reply[0] == _INIT_FAILED):
+            self._stop(worker)  # a worker whose initializer failed exits after this reply
+        else:
+            self._idle.append(worker)
+        self._settle(task, reply)
+
+    def _settle(self, task: _Task, reply: Any) -> None:
+        fut = task.fut
+        if isinstance(reply, Exception):
+            exc = reply
             err = SerializationError(
                 f"the reply of {task.describe()} could not be unpickled in the parent process ({_describe_exception(exc)}); "
                 "make its result and exception types importable and constructible from their args"
@@ -780,7 +783,7 @@ class ProcessExecutor(BaseExecutor):
         code = reply[0]
         if code == _OK:
             fut.try_set_result(reply[1])
-        elif code == _RAISED:
+        elif code in (_RAISED, _INIT_FAILED):
             raised: BaseException = reply[1]
             raised.__cause__ = RemoteTraceback(reply[2])
             fut.try_set_exception(raised)

@@ -41,7 +41,28 @@ def _children() -> dict[int, str]:
 
 
 def _semaphores() -> set[str]:
-    return set(glob.glob("/dev/shm/sem.*"))
+    """POSIX semaphores and shared-memory segments (both live in /dev/shm)."""
+    return set(glob.glob("/dev/shm/*"))
+
+
+def _ours(names: set[str]) -> set[str]:
+    """The semaphores among ``names`` that belong to this test run: named after
+    this process (unifex names its own ``sem.ux<pid>-...``) or still mapped by
+    this process or one of its children (shared-memory segments likewise,
+    ``uxq<pid>-...``). /dev/shm is machine-wide, so files
+    made by unrelated programs running at the same time are not counted."""
+    if not names:
+        return set()
+    me = os.getpid()
+    ours = {n for n in names if os.path.basename(n).startswith((f"sem.ux{me}-", f"uxq{me}-"))}
+    for pid in [me, *_children()]:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                mapped = f.read()
+        except OSError:
+            continue
+        ours |= {n for n in names if n in mapped}
+    return ours
 
 
 class Snapshot:
@@ -57,7 +78,7 @@ class Snapshot:
         return {pid: desc for pid, desc in _children().items() if pid not in self.children}
 
     def new_semaphores(self) -> set[str]:
-        return _semaphores() - self.semaphores
+        return _ours(_semaphores() - self.semaphores)
 
 
 def leaked(before: Snapshot, grace: float = 10.0) -> list[str]:
@@ -73,5 +94,5 @@ def leaked(before: Snapshot, grace: float = 10.0) -> list[str]:
         time.sleep(0.02)
     problems = [f"thread {t.name!r} still running" for t in threads]
     problems += [f"child process {pid} ({desc}) still there" for pid, desc in children.items()]
-    problems += [f"semaphore {name} not unlinked" for name in sorted(semaphores)]
+    problems += [f"semaphore or shared memory {name} not unlinked" for name in sorted(semaphores)]
     return problems

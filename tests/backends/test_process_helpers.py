@@ -1,0 +1,139 @@
+"""Cross-process helpers passed to tasks after the workers started, under
+every start method; a dead lock holder does not hang the others; every
+semaphore and shared-memory file is unlinked at close."""
+
+from __future__ import annotations
+
+import glob
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _process_util import START_METHODS, hold_lock_then_exit, hold_rlock_twice_then_exit, try_lock
+
+import unifex
+from unifex.testing import tasks
+
+
+@pytest.fixture(params=START_METHODS)
+def ex(request: pytest.FixtureRequest) -> Iterator[Any]:
+    executor = unifex.executor("process", size=2, start_method=request.param)
+    executor.submit(tasks.square, 1).result(timeout=30)  # workers are up before any helper exists
+    yield executor
+    executor.terminate()
+
+
+def echo_queue(q_in: Any, q_out: Any, n: int) -> int:
+    for _ in range(n):
+        q_out.put(q_in.get(timeout=30))
+    return n
+
+
+def semaphore_count(sem: Any) -> int:
+    taken = 0
+    while sem.acquire(False):
+        taken += 1
+    for _ in range(taken):
+        sem.release()
+    return taken
+
+
+@pytest.mark.timeout(60)
+def test_every_helper_works_in_workers_started_before_it(ex: Any) -> None:
+    lock, rlock, event = ex.Lock(), ex.RLock(), ex.Event()
+    sem, bounded = ex.Semaphore(3), ex.BoundedSemaphore(2)
+    shared = ex.dict(n=0)
+    assert ex.submit(tasks.incr_locked, lock, shared, "n", 5).result(timeout=30) == 5
+    assert ex.submit(tasks.rlock_reenter, rlock, 4).result(timeout=30) == 4
+    assert ex.submit(tasks.set_event, event, "set").result(timeout=30) == "set"
+    assert event.is_set()
+    assert ex.submit(semaphore_count, sem).result(timeout=30) == 3
+    assert ex.submit(semaphore_count, bounded).result(timeout=30) == 2
+    with pytest.raises(ValueError):
+        bounded.release()
+    cond = ex.Condition()
+    flag = ex.dict(ready=False)
+    waiter = ex.submit(tasks.condition_wait, cond, flag, "ready", 30)
+    with cond:
+        flag["ready"] = True
+        cond.notify_all()
+    assert waiter.result(timeout=30) is True
+    assert shared["n"] == 5
+
+
+@pytest.mark.timeout(60)
+def test_dead_lock_holder_releases_the_lock(ex: Any) -> None:
+    lock, started = ex.Lock(), ex.Event()
+    crashed = ex.submit(hold_lock_then_exit, lock, started)
+    with pytest.raises(unifex.WorkerCrashedError):
+        crashed.result(timeout=30)
+    assert ex.submit(try_lock, lock, 10).result(timeout=30) is True
+    assert lock.acquire(timeout=5)
+    lock.release()
+
+
+@pytest.mark.timeout(60)
+def test_dead_rlock_holder_releases_the_rlock(ex: Any) -> None:
+    rlock = ex.RLock()
+    with pytest.raises(unifex.WorkerCrashedError):
+        ex.submit(hold_rlock_twice_then_exit, rlock).result(timeout=30)
+    assert ex.submit(try_lock, rlock, 10).result(timeout=30) is True
+    assert rlock.acquire(timeout=5)
+    rlock.release()
+
+
+@pytest.mark.timeout(60)
+def test_queue_carries_large_and_many_items_both_ways(ex: Any) -> None:
+    q_in, q_out = ex.Queue(), ex.Queue(maxsize=4)
+    items = [b"x" * 700_000, "small", list(range(1000)), b"y" * 3_000_000] + [bytes(50_000)] * 60  # wraps the ring
+    fut = ex.submit(echo_queue, q_in, q_out, len(items))
+    for item in items:
+        q_in.put(item)
+    got = [q_out.get(timeout=30) for _ in items]
+    assert fut.result(timeout=30) == len(items)
+    assert got == items
+    with pytest.raises(queue.Empty):
+        q_out.get(timeout=0.01)
+
+
+@pytest.mark.timeout(60)
+def test_bounded_queue_blocks_a_producer_task(ex: Any) -> None:
+    q = ex.Queue(maxsize=2)
+    fut = ex.submit(tasks.queue_put_range, q, 6)
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=0.3)
+    assert [q.get(timeout=30) for _ in range(6)] == list(range(6))
+    assert fut.result(timeout=30) == 6
+
+
+def test_queue_threads_in_the_parent(ex: Any) -> None:
+    q = ex.Queue()
+    out: list[Any] = []
+    consumer = threading.Thread(target=lambda: out.extend(q.get(timeout=10) for _ in range(100)))
+    consumer.start()
+    for i in range(100):
+        q.put(i)
+    consumer.join(30)
+    assert out == list(range(100))
+
+
+def _ours() -> set[str]:
+    return set(glob.glob("/dev/shm/sem.ux*")) | set(glob.glob("/dev/shm/uxq*"))
+
+
+@pytest.mark.parametrize("how", ["close", "terminate"])
+def test_close_unlinks_everything_and_refuses_new_helpers(how: str) -> None:
+    before = _ours()
+    ex = unifex.executor("process", size=1)
+    helpers = [ex.Lock(), ex.RLock(), ex.Event(), ex.Semaphore(), ex.BoundedSemaphore(), ex.Condition(), ex.Queue(), ex.dict()]
+    q = helpers[6]
+    q.put(b"z" * 1_000_000)  # spilled into its own file
+    assert ex.submit(tasks.identity, helpers[:-1]) is not None
+    assert len(_ours() - before) >= 15
+    getattr(ex, how)()
+    ex.close()
+    assert _ours() - before == set()
+    with pytest.raises(unifex.ExecutorClosedError):
+        ex.Lock()
