@@ -205,7 +205,8 @@ def params_for(cost: str, quick: bool) -> Params:
         cpu_loop=100_000,
         ops=max(20, int(5_000 * scale)),
         rounds=5,
-        map_rounds=3,
+        # a raw dask map round takes seconds (dask serialises list results item by item)
+        map_rounds=2 if cost == "dask" else 3,
         limit=60.0,
     )
 
@@ -811,7 +812,7 @@ def _start_dask() -> tuple[Any, Any]:
         n_workers=os.cpu_count() or 1,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be taken by another cluster
         silence_logs=logging.ERROR,
     )
     try:
@@ -1070,6 +1071,11 @@ def format_value(value: float, unit: str) -> str:
     return f"{text} {unit.split('/', 1)[0]}"
 
 
+def format_ratio(ratio: float) -> str:
+    """Two decimals; two significant digits below 0.1, so 0.003 does not read as 0.00."""
+    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
+
+
 def cell_text(report: Report, kind: str, workload: str, limit: int = 48) -> str:
     """``29.1 µs`` over ``x1.05 TPE`` (with a multiplication sign); or the error, cut short."""
     column = report.kinds[kind]
@@ -1084,7 +1090,7 @@ def cell_text(report: Report, kind: str, workload: str, limit: int = 48) -> str:
     for raw in column.raws:
         ratio = report.ratio(kind, raw, workload)
         if ratio is not None:
-            ratios.append(f"{TIMES}{ratio:.2f} {RAW[raw].label}")
+            ratios.append(f"{TIMES}{format_ratio(ratio)} {RAW[raw].label}")
     if ratios:
         lines.append(" · ".join(ratios))
     return "\n".join(lines)

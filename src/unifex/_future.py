@@ -285,14 +285,19 @@ def as_completed(fs: Iterable[Any], timeout: float | None = None) -> Iterator[An
     """Yield futures of any kind as they finish; ``TimeoutError`` when
     ``timeout`` seconds (counted from the call) pass first."""
     end = None if timeout is None else _wait.now() + timeout
-    fs = set(fs)
+    unique = list(dict.fromkeys(fs))  # keep the caller's order: finished futures come out in it
+    return _as_completed(unique, end)
+
+
+def _as_completed(fs: list[Any], end: float | None) -> Iterator[Any]:
     total = len(fs)
-    return _as_completed(fs, total, end)
-
-
-def _as_completed(fs: set[Any], total: int, end: float | None) -> Iterator[Any]:
-    done = [f for f in fs if f.done()]
-    pending = fs.difference(done)
+    done: list[Any] = []
+    pending: set[Any] = set()
+    for f in fs:
+        if f.done():
+            done.append(f)
+        else:
+            pending.add(f)
     yield from done
     if not pending:
         return

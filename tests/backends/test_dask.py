@@ -333,10 +333,12 @@ def _dask_command(sub: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
-@pytest.fixture
-def cli_cluster(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A scheduler and two workers started with the ``dask`` command on
-    127.0.0.1; stopped (and waited for) at teardown."""
+    127.0.0.1, shared by this module's tests (a module fixture is set up before
+    the per-test leak snapshot); stopped, and waited for, at teardown."""
+    tmp_path = tmp_path_factory.mktemp("cli-cluster")
     scheduler_file = tmp_path / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
     procs: list[subprocess.Popen[bytes]] = []
@@ -371,14 +373,16 @@ def cli_cluster(tmp_path: Path) -> Iterator[str]:
             client.close()
         yield address
     finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # workers first, while their scheduler still answers, then the scheduler
+        for group in (procs[1:], procs[:1]):
+            for proc in group:
+                proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         log.close()
 
 

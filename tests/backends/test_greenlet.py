@@ -563,3 +563,16 @@ def test_a_task_that_overruns_without_a_switch_point_loses_its_result() -> None:
         fut = ex.apply_async(busy, timeout=0.01)
         with pytest.raises(unifex.TaskTimeoutError, match="without reaching a unifex wait"):
             fut.result(timeout=5)
+
+
+def test_a_greenlet_executor_made_after_a_gevent_one_lets_both_run() -> None:
+    # the greenlet scheduler blocks through the wait context below it (gevent's), so the hub runs meanwhile
+    with unifex.executor("gevent", size=2) as gex, make(size=2) as lex:
+        a = gex.submit(tasks.sleep_return, 0.02, "gevent")
+        b = lex.submit(tasks.sleep_return, 0.02, "greenlet")
+        start = time.monotonic()
+        done, not_done = unifex.wait([a, b], timeout=10)
+        assert not not_done and {f.result() for f in done} == {"gevent", "greenlet"}
+        nested = lex.submit(lambda: gex.submit(tasks.sleep_return, 0.02, "inner").result(timeout=10))
+        assert nested.result(timeout=10) == "inner"
+        assert time.monotonic() - start < 5

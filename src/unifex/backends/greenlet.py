@@ -752,7 +752,10 @@ class GreenletExecutor(BaseExecutor):
             task.fut.cancel()
         elif len(self._active) < self.size:
             self._active[task] = None
-            self._loop.ready.append(task)
+            loop = self._loop
+            loop.ready.append(task)
+            if loop.blocker is not None:  # submitted by a gevent greenlet while the loop blocks in gevent
+                loop.signal()
         else:
             self._pending.append(task)
 
@@ -1190,7 +1193,7 @@ class GreenletEvent(_Helper):
         try:
             ok = waiter.wait(timeout)
         finally:
-            if not waiter_notified(waiter):
+            if not _waiter_notified(waiter):
                 with self._mutex:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
@@ -1202,7 +1205,7 @@ class GreenletEvent(_Helper):
         return f"<unifex greenlet Event not set ({len(self._waiters)} waiting)>"
 
 
-def waiter_notified(waiter: _wait.Waiter) -> bool:
+def _waiter_notified(waiter: _wait.Waiter) -> bool:
     """Whether a waiter was notified; unknown kinds (plain threads) count as not."""
     return bool(getattr(waiter, "notified", False))
 
@@ -1274,8 +1277,8 @@ class GreenletCondition(_Helper):
         while not result:
             if timeout is not None:
                 if end is None:
-                    end = _clock() + timeout
-                remaining = end - _clock()
+                    end = _wait.now() + timeout
+                remaining = end - _wait.now()
                 if remaining <= 0:
                     break
                 self.wait(remaining)
@@ -1299,12 +1302,6 @@ class GreenletCondition(_Helper):
 
     def __repr__(self) -> str:
         return f"<unifex greenlet Condition on {self._lock!r} ({len(self._waiters)} waiting)>"
-
-
-def _clock() -> float:
-    """The calling thread's scheduler clock (virtual or real)."""
-    now = getattr(_wait.current(), "now", None)
-    return _monotonic() if now is None else float(now())
 
 
 class GreenletQueue(_Helper):
