@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import unifex
 
-__all__ = ["NOT_APPLICABLE_MARKER", "parse_args", "skip_if_not_applicable"]
+__all__ = ["NOT_APPLICABLE_MARKER", "parse_args", "skip_if_not_applicable", "terminate_on_error"]
 
 #: the first words of the line an example prints, before exiting with status 0,
 #: when the chosen kind cannot run it; ``run_all.py`` and the tests look for it
@@ -51,3 +52,18 @@ def skip_if_not_applicable(kind: str, reasons: Mapping[str, str]) -> None:
     if reason is not None:
         print(f"{NOT_APPLICABLE_MARKER} under {kind!r}: {reason}")
         sys.exit(0)
+
+
+@contextmanager
+def terminate_on_error(ex: unifex.Executor) -> Iterator[unifex.Executor]:
+    """On an error, ``terminate()`` the executor instead of letting ``with`` close it.
+
+    When tasks wait for the program (at a gate, on a condition, for a queue
+    item) and the program fails before it lets them go, ``close()`` would
+    wait for them for ever; ``terminate()`` stops them, so the error shows.
+    """
+    try:
+        yield ex
+    except BaseException:
+        ex.terminate()
+        raise

@@ -55,16 +55,17 @@ def main() -> None:
     args = _common.parse_args(__doc__ or "", default_size=6, min_size=3)
     _common.skip_if_not_applicable(args.backend, NOT_APPLICABLE)
     tasks = args.size  # all of them wait at once: one worker each
-    with unifex.executor(args.backend, size=tasks) as ex:
+    with unifex.executor(args.backend, size=tasks) as ex, _common.terminate_on_error(ex):
         cond = ex.Condition()
         state = ex.dict(waiting=0, tickets=0)
         through = ex.Queue()
         futures = [ex.submit(wait_for_ticket, n, cond, state, through) for n in range(tasks)]
         with cond:
             while state["waiting"] < tasks:
-                # a timeout turns a bug into an error instead of a hang
-                if not cond.wait(timeout=60):
-                    raise TimeoutError(f"only {state['waiting']} of {tasks} tasks reached the condition within 60 s")
+                # every arrival notifies, so 30 s without one means a task never
+                # started or a notify_all() was lost: an error, not a hang
+                if not cond.wait(timeout=30):
+                    raise TimeoutError(f"no notify for 30 s while {state['waiting']} of {tasks} tasks had arrived")
         print(f"{tasks} tasks wait on the condition")
 
         for label, n in (("notify(1)", 1), ("notify(2)", 2), ("notify_all()", tasks - 3)):
@@ -74,12 +75,12 @@ def main() -> None:
                     cond.notify_all()
                 else:
                     cond.notify(n)
-            went = [through.get(timeout=60) for _ in range(n)]
+            went = [through.get(timeout=30) for _ in range(n)]
             with cond:
                 still = state["waiting"]
             print(f"{label} -> {len(went)} went through, {still} still waiting")
         for f in futures:
-            f.result(timeout=60)
+            f.result(timeout=30)
 
 
 if __name__ == "__main__":

@@ -43,20 +43,20 @@ def main() -> None:
     _common.skip_if_not_applicable(args.backend, NOT_APPLICABLE)
     # one task per worker: all of them must be waiting at the same time
     tasks = args.size
-    with unifex.executor(args.backend, size=tasks) as ex:
+    with unifex.executor(args.backend, size=tasks) as ex, _common.terminate_on_error(ex):
         arrived = ex.Queue()
         gate = ex.Event()
         state = ex.dict(open=False)
         futures = [ex.submit(runner, n, arrived, gate, state) for n in range(tasks)]
         # the timeout turns a bug into an error instead of a hang
-        arrivals = sorted(arrived.get(timeout=60) for _ in range(tasks))
+        arrivals = sorted(arrived.get(timeout=30) for _ in range(tasks))
         print(f"{len(arrivals)} tasks wait at the gate")
         print(f"gate.wait(0.1) while closed -> {gate.wait(0.1)}")
         print(f"none went through the closed gate: {not any(f.done() for f in futures)}")
 
         state["open"] = True  # written before the gate opens, so every task must see it
         gate.set()
-        passed = [f.result(timeout=60) for f in futures]
+        passed = [f.result(timeout=30) for f in futures]
         print(f"gate opened: {len(passed)} tasks went through, each one after it opened: {all(passed)}")
         gate.clear()
         print(f"gate closed again: is_set() -> {gate.is_set()}")

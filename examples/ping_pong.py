@@ -54,13 +54,13 @@ def player(name: str, inbox: Any, outbox: Any, log: Any) -> int:
 def main() -> None:
     args = _common.parse_args(__doc__ or "", default_size=2, min_size=2)
     _common.skip_if_not_applicable(args.backend, NOT_APPLICABLE)
-    with unifex.executor(args.backend, size=args.size) as ex:
+    with unifex.executor(args.backend, size=args.size) as ex, _common.terminate_on_error(ex):
         to_ping, to_pong, log = ex.Queue(), ex.Queue(), ex.Queue()
         ping = ex.submit(player, "ping", to_ping, to_pong, log)
         pong = ex.submit(player, "pong", to_pong, to_ping, log)
         to_ping.put(1)  # serve
-        hits = {"ping": ping.result(timeout=60), "pong": pong.result(timeout=60)}
-        rally = [log.get(timeout=60) for _ in range(sum(hits.values()))]
+        hits = {"ping": ping.result(timeout=30), "pong": pong.result(timeout=30)}
+        rally = [log.get(timeout=30) for _ in range(sum(hits.values()))]
     for line in rally:
         print(line)
     print(f"rally of {len(rally)} hits; ping hit {hits['ping']}, pong hit {hits['pong']}")

@@ -63,17 +63,17 @@ def main() -> None:
     _common.skip_if_not_applicable(args.backend, NOT_APPLICABLE)
     cooks = args.size // 2
     customers = args.size - cooks
-    with unifex.executor(args.backend, size=args.size) as ex:
+    with unifex.executor(args.backend, size=args.size) as ex, _common.terminate_on_error(ex):
         counter = ex.Queue(maxsize=COUNTER_SLOTS)
         eating = [ex.submit(customer, counter) for _ in range(customers)]
         # split the dishes among the cooks: cook c makes dishes bounds[c]..bounds[c+1]-1
         bounds = [DISHES * c // cooks for c in range(cooks + 1)]
         cooking = [ex.submit(cook, bounds[c], bounds[c + 1], counter) for c in range(cooks)]
-        made = sum(f.result() for f in cooking)
+        made = sum(f.result(timeout=30) for f in cooking)
         counter.join()  # every dish put has been taken and task_done() called
         for _ in range(customers):
             counter.put(None)
-        plates = [f.result() for f in eating]
+        plates = [f.result(timeout=30) for f in eating]
     eaten = sorted(dish for plate in plates for dish in plate)
     print(f"cooks made {made} dishes, customers ate {len(eaten)}")
     print(f"every dish eaten exactly once: {eaten == list(range(DISHES))}")

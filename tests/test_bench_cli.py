@@ -145,3 +145,11 @@ def test_no_command_prints_help() -> None:
     proc = subprocess.run([sys.executable, "-m", "unifex"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "bench" in proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_json_into_a_missing_folder_is_refused_before_measuring(tmp_path: Path) -> None:
+    proc = _bench("--quick", "--kinds", "serial", "--json", str(tmp_path / "missing" / "b.json"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+    assert "unifex bench (quick run" not in proc.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,10 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import _bench
 
     kinds = _kinds(parser, args.kinds)
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        # a typo in the path should not cost a minute of measuring first
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error(f"{option} {path}: the folder {os.path.dirname(os.path.abspath(path))!r} does not exist; create it or pick another path")
     if args.plot:
         try:
             _bench.require_matplotlib()  # fail before minutes of measuring, not after

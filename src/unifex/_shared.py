@@ -13,7 +13,7 @@ import threading
 from _thread import allocate_lock
 from typing import Any
 
-from ._wait import clamp, deadline_passed
+from ._wait import _local, clamp, deadline_passed
 
 __all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "Queue", "RLock", "Semaphore", "HELPER_NAMES"]
 
@@ -53,8 +53,7 @@ class Lock:
     def locked(self) -> bool:
         return self._lock.locked()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
+    __enter__ = acquire
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
@@ -86,8 +85,7 @@ class RLock:
     def release(self) -> None:
         self._lock.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
+    __enter__ = acquire
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
@@ -160,6 +158,8 @@ class Queue(queue.Queue):  # type: ignore[type-arg]
     """``queue.Queue`` (with ``task_done``/``join``) honouring the task deadline."""
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if _local.deadline is None:  # not inside a timed task: the stdlib call as it is
+            return super().get(block, timeout)
         if not block:
             return super().get(False)
         t, is_deadline = _bounded(-1 if timeout is None else timeout)
@@ -171,6 +171,8 @@ class Queue(queue.Queue):  # type: ignore[type-arg]
             raise
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if _local.deadline is None:
+            return super().put(item, block, timeout)
         if not block:
             return super().put(item, False)
         t, is_deadline = _bounded(-1 if timeout is None else timeout)

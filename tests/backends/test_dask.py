@@ -90,6 +90,11 @@ def kill_self() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def die_holding(lock: Any) -> None:
+    lock.acquire()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def make_lock() -> threading.Lock:
     return threading.Lock()
 
@@ -317,6 +322,12 @@ def test_a_worker_that_dies_fails_only_its_task() -> None:
         assert "SIGKILL" in str(err)
         assert [f.result(timeout=60) for f in good] == [0]
         assert ex.submit(tasks.square, 5).result(timeout=60) == 25  # the nanny replaced the worker
+        # a lock held by a task whose worker died is given back
+        lock = ex.Lock()
+        with pytest.raises(unifex.WorkerCrashedError):
+            ex.submit(die_holding, lock).result(timeout=60)
+        assert lock.acquire(timeout=30)
+        lock.release()
 
 
 # -- a cluster of `dask scheduler` / `dask worker` processes --------------------------------------

@@ -16,10 +16,11 @@ parent is killed) and unlinked by the executor's ``close()``/``terminate()``.
   lock too) takes up to n registrations and posts one wake-up for each, so no
   notify is lost and nothing blocks on a waiter that died.
 * Event: a flag semaphore and a Condition.
-* Queue: a ring buffer in POSIX shared memory (``/dev/shm/uxq…``) guarded by a
-  lock, with semaphores counting items, free places (``maxsize``), and waiters
-  for free bytes and for ``join``. Items larger than a quarter of the ring
-  travel in their own shared-memory file.
+* Queue: a 1 MiB ring buffer in POSIX shared memory (``/dev/shm/uxq…``)
+  guarded by a lock, with semaphores counting items, free places (``maxsize``)
+  and ``join`` waiters. An item too large for the ring, or arriving while it is
+  full, goes to a numbered overflow file (FIFO order kept), so ``put`` on an
+  unbounded queue never waits.
 * dict: a server thread in the parent owns the real dict; workers talk to it
   over a Unix socket (one connection per worker process), the parent calls it
   directly. Each operation is atomic; values are copies, as with a Manager.
@@ -220,9 +221,8 @@ class SharedState:
         mutex = self.Lock()
         items = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
         places = self._new_semaphore(_SEMAPHORE, maxsize, SEM_VALUE_MAX) if maxsize > 0 else None
-        space = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
         joined = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
-        return Queue(segment, maxsize, mutex, items, places, space, joined)
+        return Queue(segment, maxsize, mutex, items, places, joined)
 
     def dict(self, *args: Any, **kwargs: Any) -> SharedDict:
         initial = dict(*args, **kwargs)
@@ -263,7 +263,7 @@ class SharedState:
                 pass
             resource_tracker.unregister(name, "semaphore")
         for segment in segments:
-            for spill in glob.glob(f"/dev/shm{segment}-s*"):
+            for spill in glob.glob(f"/dev/shm{segment}-o*"):
                 try:
                     os.unlink(spill)
                 except OSError:
@@ -543,13 +543,13 @@ class Event:
 
 # -- queue -----------------------------------------------------------------------------
 
-# header: head, tail (byte offsets, only ever growing), count, unfinished, space waiters, join waiters
-_HDR = struct.Struct("<6q")
+# header: ring head and tail (byte offsets, only ever growing), item count,
+# unfinished tasks, overflow head and tail (file numbers), join waiters
+_HDR = struct.Struct("<7q")
 _HEADER = 64
 _RING = 1 << 20
+_BIG = _RING // 4
 _LEN = struct.Struct("<I")
-_SPILLED = 0x80000000
-_spill_counter = itertools.count()
 
 
 def _map_segment(name: str) -> Any:
@@ -582,26 +582,31 @@ def _dumps_item(item: object) -> bytes:
 
 
 class Queue:
-    """``queue.Queue`` (with ``task_done``/``join``) across the executor's processes."""
+    """``queue.Queue`` (with ``task_done``/``join``) across the executor's processes.
 
-    __slots__ = ("_buf", "_items", "_joined", "_mutex", "_places", "_segment", "_space", "maxsize")
+    Items live in a 1 MiB ring buffer in shared memory. An item that does not
+    fit (large, or the ring is full) goes to a numbered overflow file instead,
+    and so do the items after it until the overflow drains, which keeps FIFO
+    order: ``put`` on an unbounded queue never waits.
+    """
 
-    def __init__(self, segment: str, maxsize: int, mutex: Lock, items: str, places: str | None, space: str, joined: str) -> None:
+    __slots__ = ("_buf", "_items", "_joined", "_mutex", "_places", "_segment", "maxsize")
+
+    def __init__(self, segment: str, maxsize: int, mutex: Lock, items: str, places: str | None, joined: str) -> None:
         self._segment = segment
         self.maxsize = maxsize
         self._mutex = mutex
         self._items = _open(items, _SEMAPHORE, SEM_VALUE_MAX)
         self._places = _open(places, _SEMAPHORE, SEM_VALUE_MAX) if places is not None else None
-        self._space = _open(space, _SEMAPHORE, SEM_VALUE_MAX)
         self._joined = _open(joined, _SEMAPHORE, SEM_VALUE_MAX)
         self._buf = memoryview(_map_segment(segment))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        names = (self._items.name, self._places.name if self._places is not None else None, self._space.name, self._joined.name)
+        names = (self._items.name, self._places.name if self._places is not None else None, self._joined.name)
         return (type(self), (self._segment, self.maxsize, self._mutex, *names))
 
     # ring access: call with the mutex held
-    def _write(self, pos: int, data: bytes | memoryview) -> None:
+    def _write(self, pos: int, data: bytes) -> None:
         pos %= _RING
         n = len(data)
         first = min(n, _RING - pos)
@@ -618,100 +623,52 @@ class Queue:
             return bytes(buf[_HEADER + pos : _HEADER + pos + n])
         return bytes(buf[_HEADER + pos : _HEADER + pos + first]) + bytes(buf[_HEADER : _HEADER + n - first])
 
+    def _overflow_name(self, number: int) -> str:
+        return f"{self._segment}-o{number}"
+
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         data = _dumps_item(item)
-        size = len(data)
-        if size + _LEN.size > _RING // 4:
-            data = self._spill(data)
-            size = len(data) | _SPILLED
-        need = _LEN.size + (size & ~_SPILLED)
-        end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         places = self._places
         if places is not None and not places.acquire(block, _timeout_arg(timeout) if block else None):
-            self._unspill(data, size)
             raise queue.Full
-        mutex = self._mutex
+        need = _LEN.size + len(data)
         buf = self._buf
-        registered = False
-        while True:
-            mutex.acquire()
-            try:
-                head, tail, count, unfinished, space_waiters, join_waiters = _HDR.unpack_from(buf, 0)
-                if registered:
-                    space_waiters -= 1
-                    registered = False
-                if _RING - (tail - head) >= need:
-                    self._write(tail, _LEN.pack(size))
-                    self._write(tail + _LEN.size, data)
-                    _HDR.pack_into(buf, 0, head, tail + need, count + 1, unfinished + 1, space_waiters, join_waiters)
-                    break
-                if block:
-                    registered = True
-                    space_waiters += 1
-                _HDR.pack_into(buf, 0, head, tail, count, unfinished, space_waiters, join_waiters)
-            finally:
-                mutex.release()
-            remaining = None if end is None else end - time.monotonic()
-            if not block or (remaining is not None and remaining <= 0):
-                if registered:
-                    with mutex:
-                        fields = list(_HDR.unpack_from(buf, 0))
-                        fields[4] -= 1
-                        _HDR.pack_into(buf, 0, *fields)
-                if places is not None:
-                    places.release()
-                self._unspill(data, size)
-                raise queue.Full
-            # a get posts `space` when bytes free up; the slice re-checks in case a post was missed
-            self._space.acquire(True, 0.1 if remaining is None else min(remaining, 0.1))
+        with self._mutex:
+            head, tail, count, unfinished, ov_head, ov_tail, join_waiters = _HDR.unpack_from(buf, 0)
+            if ov_head == ov_tail and len(data) <= _BIG and _RING - (tail - head) >= need:
+                self._write(tail, _LEN.pack(len(data)) + data)
+                tail += need
+            else:
+                fd = _posixshmem.shm_open(self._overflow_name(ov_tail), os.O_CREAT | os.O_TRUNC | os.O_RDWR, 0o600)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+                ov_tail += 1
+            _HDR.pack_into(buf, 0, head, tail, count + 1, unfinished + 1, ov_head, ov_tail, join_waiters)
         self._items.release()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         if not self._items.acquire(block, _timeout_arg(timeout) if block else None):
             raise queue.Empty
-        mutex = self._mutex
         buf = self._buf
-        mutex.acquire()
-        try:
-            head, tail, count, unfinished, space_waiters, join_waiters = _HDR.unpack_from(buf, 0)
-            (size,) = _LEN.unpack(self._read(head, _LEN.size))
-            data = self._read(head + _LEN.size, size & ~_SPILLED)
-            _HDR.pack_into(buf, 0, head + _LEN.size + (size & ~_SPILLED), tail, count - 1, unfinished, space_waiters, join_waiters)
-        finally:
-            mutex.release()
-        if space_waiters:
-            self._space.release()
-        if self._places is not None:
-            self._places.release()
-        if size & _SPILLED:
-            data = self._unspill(data, size, read=True)
-        return pickle.loads(data)
-
-    def put_nowait(self, item: Any) -> None:
-        self.put(item, False)
-
-    def get_nowait(self) -> Any:
-        return self.get(False)
-
-    def _spill(self, data: bytes) -> bytes:
-        name = f"{self._segment}-s{os.getpid()}-{next(_spill_counter)}"
-        fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        return name.encode()
-
-    def _unspill(self, data: bytes, size: int, read: bool = False) -> bytes:
-        if not size & _SPILLED:
-            return data
-        name = data.decode()
-        chunks = []
-        if read:
-            fd = _posixshmem.shm_open(name, os.O_RDONLY, 0o600)
+        overflow = None
+        with self._mutex:
+            head, tail, count, unfinished, ov_head, ov_tail, join_waiters = _HDR.unpack_from(buf, 0)
+            if head < tail:  # the ring holds the oldest items
+                (size,) = _LEN.unpack(self._read(head, _LEN.size))
+                data = self._read(head + _LEN.size, size)
+                head += _LEN.size + size
+            else:
+                overflow = self._overflow_name(ov_head)
+                ov_head += 1
+            _HDR.pack_into(buf, 0, head, tail, count - 1, unfinished, ov_head, ov_tail, join_waiters)
+        if overflow is not None:
+            fd = _posixshmem.shm_open(overflow, os.O_RDONLY, 0o600)
             try:
+                chunks = []
                 while True:
                     chunk = os.read(fd, 1 << 20)
                     if not chunk:
@@ -719,11 +676,17 @@ class Queue:
                     chunks.append(chunk)
             finally:
                 os.close(fd)
-        try:
-            _posixshmem.shm_unlink(name)
-        except OSError:
-            pass
-        return b"".join(chunks)
+                _posixshmem.shm_unlink(overflow)
+            data = b"".join(chunks)
+        if self._places is not None:
+            self._places.release()
+        return pickle.loads(data)
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, False)
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
 
     def _fields(self) -> tuple[int, ...]:
         return _HDR.unpack_from(self._buf, 0)  # type: ignore[no-any-return]
@@ -745,7 +708,7 @@ class Queue:
             fields[3] -= 1
             wake = 0
             if fields[3] == 0:
-                wake, fields[5] = fields[5], 0
+                wake, fields[6] = fields[6], 0
             _HDR.pack_into(self._buf, 0, *fields)
         for _ in range(wake):
             self._joined.release()
@@ -756,12 +719,12 @@ class Queue:
             with self._mutex:
                 fields = list(_HDR.unpack_from(self._buf, 0))
                 if fields[3] == 0:
-                    if registered and fields[5] > 0:
-                        fields[5] -= 1
+                    if registered and fields[6] > 0:
+                        fields[6] -= 1
                         _HDR.pack_into(self._buf, 0, *fields)
                     return
                 if not registered:
-                    fields[5] += 1
+                    fields[6] += 1
                     registered = True
                     _HDR.pack_into(self._buf, 0, *fields)
             if self._joined.acquire(True, 0.2):

@@ -766,6 +766,14 @@ def _call_scheduler(address: str, client: Any, op: str, name: str, **kwargs: Any
         raise ExecutorClosedError(f"the dask scheduler at {address} holding this helper cannot be reached ({exc!r})") from exc
 
 
+def _holder() -> str:
+    """The address of the dask worker running this code, "" elsewhere."""
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:
+        return ""
+
+
 def _owner() -> str:
     """Who holds an RLock: this thread of this process on this host."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -825,13 +833,13 @@ class DaskSemaphore(_Helper):
         if not blocking:
             if timeout is not None:
                 raise ValueError("can't specify a timeout for a non-blocking call")
-            return bool(self._op("acquire", timeout=0) == "ok")
-        return bool(_blocking(self._address, "acquire", self._name, timeout) == "ok")
+            return bool(self._op("acquire", timeout=0, holder=_holder()) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, timeout, holder=_holder()) == "ok")
 
     def release(self, n: int = 1) -> None:
         if n < 1:
             raise ValueError("n must be one or more")
-        if self._op("release", n=n) != "ok":
+        if self._op("release", n=n, holder=_holder()) != "ok":
             self._over_release()
 
     def _over_release(self) -> None:
@@ -859,11 +867,11 @@ class DaskLock(DaskSemaphore):
         if not blocking:
             if timeout not in (-1, None):
                 raise ValueError("can't specify a timeout for a non-blocking call")
-            return bool(self._op("acquire", timeout=0) == "ok")
-        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout) == "ok")
+            return bool(self._op("acquire", timeout=0, holder=_holder()) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, holder=_holder()) == "ok")
 
     def release(self, n: int = 1) -> None:
-        if self._op("release", n=1) != "ok":
+        if self._op("release", n=1, holder=_holder()) != "ok":
             raise RuntimeError("release unlocked lock")
 
     def locked(self) -> bool:
@@ -877,8 +885,8 @@ class DaskRLock(_Helper):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if not blocking:
-            return bool(self._op("acquire", owner=_owner(), timeout=0) == "ok")
-        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, owner=_owner()) == "ok")
+            return bool(self._op("acquire", owner=_owner(), timeout=0, holder=_holder()) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, owner=_owner(), holder=_holder()) == "ok")
 
     def release(self) -> None:
         if self._op("release", owner=_owner()) != "ok":
@@ -939,9 +947,12 @@ class DaskCondition(_Helper):
         rlock = isinstance(self._lock, DaskRLock)
         return {"lock": self._lock._name, "owner": _owner() if rlock else None}
 
+    def _wait_args(self) -> dict[str, Any]:
+        return {**self._lock_args(), "holder": _holder()}
+
     def wait(self, timeout: float | None = None) -> bool:
         token = uuid.uuid4().hex
-        reply = _blocking(self._address, "cond_wait", self._name, timeout, token=token, **self._lock_args())
+        reply = _blocking(self._address, "cond_wait", self._name, timeout, token=token, **self._wait_args())
         if reply == "not-owner":
             raise RuntimeError("cannot wait on un-acquired lock")
         return bool(reply == "ok")
@@ -1091,6 +1102,9 @@ class _Sem:
     def __init__(self, value: int, bound: int | None) -> None:
         self.value = value
         self.bound = bound
+        #: the worker address (or "" outside workers) of each unit taken, so a
+        #: worker's death gives back what its tasks held
+        self.holders: list[str] = []
         self.changed = asyncio.Condition()
 
 
@@ -1099,6 +1113,7 @@ class _RLockState:
 
     def __init__(self) -> None:
         self.owner: str | None = None
+        self.owner_worker = ""
         self.count = 0
         self.changed = asyncio.Condition()
 
@@ -1179,17 +1194,23 @@ class _HelperService:
         return result
 
     # semaphores and locks
-    async def _sem_acquire(self, s: _Sem, timeout: float | None) -> str:
+    async def _sem_acquire(self, s: _Sem, timeout: float | None, holder: str = "") -> str:
         async with s.changed:
             if not await _wait_until(s.changed, lambda: s.value > 0, timeout):
                 return "timeout"
             s.value -= 1
+            s.holders.append(holder)
             return "ok"
 
-    async def _sem_release(self, s: _Sem, n: int) -> str:
+    async def _sem_release(self, s: _Sem, n: int, holder: str = "") -> str:
         async with s.changed:
             if s.bound is not None and s.value + n > s.bound:
                 return "over"
+            for _ in range(n):  # any party may release: prefer the releaser's own units
+                if holder in s.holders:
+                    s.holders.remove(holder)
+                elif s.holders:
+                    s.holders.pop(0)
             s.value += n
             s.changed.notify(n)
             return "ok"
@@ -1197,14 +1218,14 @@ class _HelperService:
     def _sem_value(self, s: _Sem) -> int:
         return s.value
 
-    async def _rlock_acquire(self, r: _RLockState, owner: str, timeout: float | None) -> str:
+    async def _rlock_acquire(self, r: _RLockState, owner: str, timeout: float | None, holder: str = "") -> str:
         async with r.changed:
             if r.owner == owner:
                 r.count += 1
                 return "ok"
             if not await _wait_until(r.changed, lambda: r.owner is None, timeout):
                 return "timeout"
-            r.owner, r.count = owner, 1
+            r.owner, r.count, r.owner_worker = owner, 1, holder
             return "ok"
 
     async def _rlock_release(self, r: _RLockState, owner: str) -> str:
@@ -1216,6 +1237,23 @@ class _HelperService:
                 r.owner = None
                 r.changed.notify()
             return "ok"
+
+    async def worker_gone(self, worker: str) -> None:
+        """A worker left the cluster (it died, most often): give back every lock
+        and semaphore unit its tasks held, so the other tasks go on. The data
+        such a lock protected may be half-updated; the dead task's future says
+        WorkerCrashedError."""
+        for state in list(self.objects.values()):
+            if isinstance(state, _Sem) and worker in state.holders:
+                async with state.changed:
+                    held = state.holders.count(worker)
+                    state.holders = [h for h in state.holders if h != worker]
+                    state.value += held
+                    state.changed.notify(held)
+            elif isinstance(state, _RLockState) and state.owner is not None and state.owner_worker == worker:
+                async with state.changed:
+                    state.owner, state.count, state.owner_worker = None, 0, ""
+                    state.changed.notify()
 
     # events
     async def _event_set(self, e: _EventState) -> str:
@@ -1242,7 +1280,7 @@ class _HelperService:
             return state.owner == owner
         return isinstance(state, _Sem) and state.value == 0
 
-    async def _cond_cond_wait(self, c: _CondState, token: str, lock: str, owner: str | None, timeout: float | None) -> str:
+    async def _cond_cond_wait(self, c: _CondState, token: str, lock: str, owner: str | None, timeout: float | None, holder: str = "") -> str:
         if not self._owns(lock, owner):
             return "not-owner"
         state = self.objects[lock]
@@ -1255,7 +1293,7 @@ class _HelperService:
                 state.owner, state.count = None, 0
                 state.changed.notify()
         else:
-            await self._sem_release(state, 1)
+            await self._sem_release(state, 1, holder)
         notified = True
         try:
             if timeout is None:
@@ -1267,10 +1305,10 @@ class _HelperService:
         finally:
             c.waiters.pop(token, None)
         if isinstance(state, _RLockState):
-            await self._rlock_acquire(state, owner or "", None)
+            await self._rlock_acquire(state, owner or "", None, holder)
             state.count = saved
         else:
-            await self._sem_acquire(state, None)
+            await self._sem_acquire(state, None, holder)
         return "ok" if notified else "timeout"
 
     def _cond_notify(self, c: _CondState, n: int, lock: str, owner: str | None) -> str:
@@ -1372,3 +1410,7 @@ class _HelperPlugin(SchedulerPlugin):  # type: ignore[misc]
     async def start(self, scheduler: Any) -> None:
         if "unifex_helper" not in scheduler.handlers:
             scheduler.extensions["unifex_helpers"] = _HelperService(scheduler)
+
+    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> Any:
+        service = scheduler.extensions.get("unifex_helpers")
+        return service.worker_gone(worker) if service is not None else None

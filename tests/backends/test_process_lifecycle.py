@@ -1,0 +1,130 @@
+"""Ctrl-C while the caller waits, close(wait=False), finishing accepted work at
+interpreter exit, and memory that stays flat over a long lazy map."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import psutil
+import pytest
+from _process_util import wait_gone
+
+import unifex
+from unifex.testing import tasks
+
+INTERRUPTED = """
+import sys, time
+import unifex
+from _process_util import pid_then_sleep
+if __name__ == "__main__":
+    with unifex.executor("process", size=2, start_method=sys.argv[1]) as ex:
+        pids = ex.dict()
+        if sys.argv[2] == "result":
+            futures = [ex.submit(pid_then_sleep, 60, pids) for _ in range(2)]
+            while len(pids) < 2:
+                time.sleep(0.01)
+            print(" ".join(map(str, pids.keys())), flush=True)
+            futures[0].result()
+        else:
+            it = ex.map(pid_then_sleep, [60] * 10, [pids] * 10)
+            while len(pids) < 2:
+                time.sleep(0.01)
+            print(" ".join(map(str, pids.keys())), flush=True)
+            list(it)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+@pytest.mark.parametrize("wait_on", ["result", "map"])
+def test_ctrl_c_reaches_the_caller_and_terminates(tmp_path: Any, start_method: str, wait_on: str) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(textwrap.dedent(INTERRUPTED))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), *sys.path])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), start_method, wait_on],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        time.sleep(0.2)  # the caller is now blocked waiting
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
+        proc.wait(10)
+        assert time.monotonic() - t0 < 3
+        err = proc.stderr.read()
+        assert proc.returncode != 0
+        assert "KeyboardInterrupt" in err
+        assert err.count("Traceback") == 1, err  # the caller's only: workers print nothing
+        assert not wait_gone(pids, 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+AT_EXIT = """
+import pathlib, sys
+import unifex
+def touch(path):
+    import time
+    time.sleep(0.3)
+    pathlib.Path(path).write_text("done")
+if __name__ == "__main__":
+    ex = unifex.executor("process", size=1)
+    ex.submit(touch, sys.argv[1])
+    if sys.argv[2] == "close-nowait":
+        ex.close(wait=False)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["forgotten", "close-nowait"])
+def test_accepted_work_finishes_at_interpreter_exit(tmp_path: Any, how: str) -> None:
+    script = tmp_path / "at_exit.py"
+    script.write_text(textwrap.dedent(AT_EXIT))
+    marker = tmp_path / "marker"
+    out = subprocess.run([sys.executable, str(script), str(marker), how], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert marker.read_text() == "done"
+
+
+@pytest.mark.timeout(60)
+def test_close_without_wait_then_with_wait() -> None:
+    ex = unifex.executor("process", size=2)
+    futures = [ex.submit(tasks.sleep_return, 0.05, i) for i in range(6)]
+    ex.close(wait=False)
+    with pytest.raises(unifex.ExecutorClosedError):
+        ex.submit(tasks.square, 1)
+    ex.close(wait=True)
+    assert [f.result(timeout=0) for f in futures] == list(range(6))
+
+
+@pytest.mark.timeout(120)
+def test_map_memory_stays_flat_over_a_ten_million_item_generator() -> None:
+    me = psutil.Process()
+    with unifex.executor("process", size=2) as ex:
+        it = ex.map(tasks.square, iter(range(10_000_000)), chunksize=2000)
+        assert list(itertools.islice(it, 100_000)) == [i * i for i in range(100_000)]
+        rss = me.memory_info().rss
+        for _ in itertools.islice(it, 400_000):
+            pass
+        growth = me.memory_info().rss - rss
+        it.close()  # type: ignore[attr-defined]
+    assert growth < 20 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB while mapping 400,000 more items"
