@@ -140,11 +140,18 @@ def run_task(item: tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        fut.try_set_exception(exc)
+        outcome: BaseException | None = exc
     else:
-        fut.try_set_result(result)
+        outcome = None
     finally:
         _wait.set_task_deadline(None)
+    if _monotonic() >= deadline:
+        # past the deadline the task has timed out, whether or not the timer thread got there first
+        _expire(fut)
+    elif outcome is not None:
+        fut.try_set_exception(outcome)
+    else:
+        fut.try_set_result(result)
 
 
 def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[T], BaseException | None]:
