@@ -64,7 +64,7 @@ import _common
 import unifex
 
 PAGES = 8
-PAGE_DELAY = 0.05  # seconds the server takes per page
+PAGE_DELAY = 0.1  # seconds the server takes per page
 
 #: every kind can run this program
 NOT_APPLICABLE: dict[str, str] = {}

@@ -2,8 +2,9 @@
 them add to one running total under a lock.
 
 ``ex.dict()`` is a mapping every worker of the executor sees: a plain dict
-under the thread kinds, a dict served by a manager process under ``process``,
-one kept by the scheduler under ``dask``. Each single operation
+under the thread and greenlet kinds; under ``process``, a dict held by a
+thread of the program that worker processes reach over a socket; under
+``dask``, one kept by the scheduler. Each single operation
 (``d[k] = v``, ``d[k]``) is atomic; a read-modify-write such as
 ``d["total"] += n`` is two operations, so it takes a lock.
 

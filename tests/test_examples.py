@@ -41,6 +41,9 @@ EXAMPLES: list[str] = run_all.discover()
 #: programs run at once by the fixture: enough to overlap start-up waits, few
 #: enough not to starve a 2-core machine (each dask program starts processes)
 JOBS = max(2, min(3, os.cpu_count() or 1))
+#: seconds one program may take: the slowest (dask, on a loaded 2-core machine)
+#: take about 25 s; a program that hangs is stopped and its stack printed
+PROGRAM_TIMEOUT = 90.0
 #: what the tutorial covers; each needs its example (issue 6)
 TOPICS = {
     "lock_counter",
@@ -78,14 +81,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def outcomes(request: pytest.FixtureRequest) -> dict[tuple[str, str], Any]:
     """Run every (example, kind) selected in this session, JOBS at a time.
 
-    Each program has its own timeout (run_all.DEFAULT_TIMEOUT), so this ends.
+    Each program has its own timeout (PROGRAM_TIMEOUT), so this ends.
     """
     wanted: list[tuple[str, str]] = []
     for item in request.session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if item.module is request.module and "example" in params and "kind" in params:  # type: ignore[attr-defined]
             wanted.append((params["example"], params["kind"]))
-    return run_all.run_many(wanted, jobs=JOBS)  # type: ignore[no-any-return]
+    return run_all.run_many(wanted, jobs=JOBS, timeout=PROGRAM_TIMEOUT)  # type: ignore[no-any-return]
 
 
 # the first test pays for the whole batch in its fixture: each program is bounded

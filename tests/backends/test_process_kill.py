@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _process_util import START_METHODS, ignore_sigterm_then_sleep, pid_then_sleep, pid_exists, wait_gone
+from _process_util import START_METHODS, ignore_sigterm_then_sleep, pid_exists, pid_then_sleep, wait_gone
 
 import unifex
 from unifex.backends.process import KILL_GRACE
@@ -66,7 +66,7 @@ def test_terminate_kills_within_a_second_and_reaps(ex: Any) -> None:
     t0 = time.monotonic()
     ex.terminate()
     assert time.monotonic() - t0 < 1.0
-    assert not [p for p in pids.keys() if pid_exists(p)]
+    assert not [p for p in pids if pid_exists(p)]
     for fut in running:
         with pytest.raises(unifex.TerminatedError):
             fut.result(timeout=5)

@@ -16,17 +16,21 @@ Data flow::
   value that cannot travel fails that task's future with ``SerializationError``
   naming the part; the worker pickles ``(ok, value, traceback)`` itself, so an
   unpicklable result is reported the same way and an exception comes back with
-  its remote traceback as ``__cause__``.
+  its remote traceback as ``__cause__``. Functions from modules a cluster
+  cannot import (a script, a test module: anything outside site-packages and
+  the stdlib, unifex excepted) travel by value through cloudpickle.
 * At most ``size`` dask tasks are in flight; the rest wait here, so a joined
   cluster with more threads still runs at most ``size`` tasks of this executor,
   and ``terminate()`` cancels queued work without a scheduler round trip.
 * One collector thread of our own receives finished futures with their results
   (``distributed.as_completed(with_results=True)`` gathers concurrently in the
   client's event loop) and settles the unifex futures, so done-callbacks run in
-  the submitting process and never on distributed's single callback thread.
+  the submitting process and never on distributed's single callback thread
+  (they run one at a time there: a callback must not wait on another future of
+  the same executor).
 * ``map`` batches: ``chunksize=None`` gives ``ceil(n / (4 * size))`` inputs per
   dask task (at most 10,000) when the input length is known, else 1, so
-  100,000 tiny tasks become a few dozen scheduler tasks.
+  100,000 tiny tasks become ``4 * size`` scheduler tasks.
 * Per-task ``timeout``: the future fails with ``TaskTimeoutError`` at the
   deadline (counted from when the task is handed to dask); the function runs on,
   but its worker thread carries the deadline, so its next ``unifex.sleep`` or
@@ -53,7 +57,12 @@ after a timeout (two holders), may only be released by the copy that acquired
 and cannot grow past their initial value; ``Queue`` has no ``task_done``/``join``
 and logs an ERROR per timed-out get; ``Variable`` turns lists into tuples. Ours
 keep stdlib semantics and carry values pickled. The scheduler (and workers) must
-be able to import ``unifex``.
+be able to import ``unifex``. Locks and semaphore units held by tasks of a
+worker that leaves the cluster (it died) are given back, so the other tasks go
+on. When the executor closes, its helpers are dropped from the scheduler; after
+that ``set``/``clear``/``release``/``notify`` are accepted and ignored (cleanup
+code in ``finally`` stays harmless) and every other call raises
+``ExecutorClosedError``.
 """
 
 from __future__ import annotations
@@ -407,6 +416,8 @@ class DaskExecutor(BaseExecutor):
             )
         if client is not None and not isinstance(client, Client):
             raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
+        if client is not None and client.asynchronous:
+            raise TypeError("client must be a synchronous distributed.Client (made without asynchronous=True): unifex waits in threads, not in an event loop")
         if threads_per_worker is not None and (isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int) or threads_per_worker < 1):
             raise ValueError(f"threads_per_worker must be a positive int or None, not {threads_per_worker!r}")
         super().__init__(size)
@@ -578,10 +589,10 @@ class DaskExecutor(BaseExecutor):
                     break
                 if exitcode is None:
                     time.sleep(0.05)
-        how = describe_exitcode(exitcode) if exitcode is not None else "an exit status its nanny did not report"
+        how = f"with {describe_exitcode(exitcode)}" if exitcode is not None else "(exit status unknown: only the nannies unifex starts report it)"
         tries = getattr(exc, "allowed_failures", 0) + 1
         return WorkerCrashedError(
-            f"the dask worker {address} (pid {pid}) died with {how} while running the task "
+            f"the dask worker {address} (pid {pid}) died {how} while running the task "
             f"(dask tried {tries} worker{'s' if tries > 1 else ''}); the cluster replaces the worker and keeps going",
             pid=pid,
             exitcode=exitcode,
