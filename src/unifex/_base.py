@@ -25,7 +25,7 @@ from . import _wait
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future, _DoneQueue
 
-__all__ = ["BaseExecutor", "Timer", "check_size", "run_chunk", "run_task"]
+__all__ = ["BaseExecutor", "Timer", "check_size", "run_chunk", "run_items", "run_task"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -163,6 +163,19 @@ def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[
     try:
         for args in chunk:
             append(fn(*args))
+    except Exception as exc:
+        return results, exc
+    return results, None
+
+
+def run_items(fn: Callable[[Any], T], items: list[Any]) -> tuple[list[T], BaseException | None]:
+    """:func:`run_chunk` for ``map`` over one iterable: the chunk holds the
+    items themselves, not 1-tuples (cheaper to build, send and run)."""
+    results: list[T] = []
+    append = results.append
+    try:
+        for item in items:
+            append(fn(item))
     except Exception as exc:
         return results, exc
     return results, None
@@ -312,11 +325,13 @@ class BaseExecutor:
         if buffersize is None:
             buffersize = 2 * self.size * chunksize
         chunksize = min(chunksize, buffersize)
-        inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         in_flight = max(1, buffersize // chunksize)
+        if chunksize > 1 and len(iterables) == 1:
+            return _MapRun(self, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items).run()
+        inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         if chunksize == 1:
-            return _MapRun(self, fn, inputs, in_flight, end, ordered, False).run()
-        return _MapRun(self, fn, _batched(inputs, chunksize), in_flight, end, ordered, True).run()
+            return _MapRun(self, fn, inputs, in_flight, end, ordered, None).run()
+        return _MapRun(self, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk).run()
 
     def close(self, wait: bool = True) -> None:
         """No new work; with ``wait``, return when every accepted task (and its
@@ -405,7 +420,7 @@ def _result_callback(
     return on_done
 
 
-def _batched(it: Iterator[tuple[Any, ...]], n: int) -> Iterator[list[tuple[Any, ...]]]:
+def _batched(it: Iterator[Any], n: int) -> Iterator[list[Any]]:
     while True:
         chunk = list(itertools.islice(it, n))
         if not chunk:
@@ -416,13 +431,15 @@ def _batched(it: Iterator[tuple[Any, ...]], n: int) -> Iterator[list[tuple[Any, 
 class _MapRun:
     """One ``map`` call: keeps ``in_flight`` tasks submitted and yields results."""
 
-    def __init__(self, ex: BaseExecutor, fn: Callable[..., Any], inputs: Iterator[Any], in_flight: int, end: float | None, ordered: bool, chunked: bool) -> None:
+    def __init__(
+        self, ex: BaseExecutor, fn: Callable[..., Any], inputs: Iterator[Any], in_flight: int, end: float | None, ordered: bool, runner: Any
+    ) -> None:
         self.ex = ex
         self.fn = fn
         self.inputs = inputs
         self.in_flight = in_flight
         self.end = end
-        self.chunked = chunked
+        self.runner = runner  # None: one task per input; else run_chunk / run_items over a batch
         self.done_queue = None if ordered else _DoneQueue(ex)
         self.pending: deque[Future[Any]] = deque()
         self.exhausted = False
@@ -443,10 +460,10 @@ class _MapRun:
             with ex._state_lock:
                 if ex._state:
                     raise ex._closed_error()
-                if self.chunked:
-                    ex._dispatch(fut, run_chunk, (self.fn, item), {}, None)
-                else:
+                if self.runner is None:
                     ex._dispatch(fut, self.fn, item, {}, None)
+                else:
+                    ex._dispatch(fut, self.runner, (self.fn, item), {}, None)
             pending.append(fut)
 
     def _remaining(self) -> float | None:
@@ -455,49 +472,56 @@ class _MapRun:
         return max(0.0, self.end - _wait.now())
 
     def run(self) -> Iterator[Any]:
-        try:
-            if self.done_queue is None:
-                yield from self._ordered()
-            else:
-                yield from self._unordered()
-        finally:
-            for fut in self.pending:
-                fut.cancel()
+        if self.runner is None:
+            return self._results()
+        # batches: chain the result lists in C, so no Python frame runs per result
+        batches = self._results()
+        results: _ChainedResults = _ChainedResults.from_iterable(batches)  # type: ignore[assignment]
+        results._batches = batches
+        return results
 
-    def _ordered(self) -> Iterator[Any]:
-        pending = self.pending
-        while pending:
-            fut = pending[0]
-            try:
-                result = fut.result(self._remaining())
-            except TimeoutError:
-                if fut.done():
-                    raise
-                raise TimeoutError("map() did not finish within its timeout") from None
-            pending.popleft()
-            self._fill(self.in_flight)
-            if self.chunked:
-                results, exc = result
-                yield from results
-                if exc is not None:
-                    raise exc
-            else:
-                yield result
-
-    def _unordered(self) -> Iterator[Any]:
+    def _results(self) -> Iterator[Any]:
+        """Each task's result in order (or completion order); for batches, each
+        batch's result list, then its error if it stopped at one."""
         pending = self.pending
         queue = self.done_queue
-        assert queue is not None
-        while pending:
-            fut = queue.get(self._remaining())
-            if fut is None:
-                raise TimeoutError("map() did not finish within its timeout")
-            pending.remove(fut)
-            self._fill(self.in_flight)
-            if self.chunked:
-                results, exc = fut.result()
-                yield from results
-                if exc is not None:
-                    raise exc
-            else:
-                yield fut.result()
+        chunked = self.runner is not None
+        try:
+            while pending:
+                if queue is None:
+                    fut = pending[0]
+                    try:
+                        result = fut.result(self._remaining())
+                    except TimeoutError:
+                        if fut.done():
+                            raise
+                        raise TimeoutError("map() did not finish within its timeout") from None
+                    pending.popleft()
+                else:
+                    fut = queue.get(self._remaining())
+                    if fut is None:
+                        raise TimeoutError("map() did not finish within its timeout")
+                    pending.remove(fut)
+                    result = fut.result()
+                self._fill(self.in_flight)
+                if chunked:
+                    results, exc = result
+                    yield results
+                    if exc is not None:
+                        raise exc
+                else:
+                    yield result
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+class _ChainedResults(itertools.chain):  # type: ignore[type-arg]
+    """The results of a batched ``map``: ``itertools.chain`` over the batches'
+    result lists, with ``close()`` like a generator's (cancels what has not run)."""
+
+    __slots__ = ("_batches",)
+    _batches: Any
+
+    def close(self) -> None:
+        self._batches.close()

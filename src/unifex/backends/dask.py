@@ -95,11 +95,13 @@ from distributed import Nanny
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .. import _wait
-from .._base import BaseExecutor, describe_call, run_chunk, terminated_error
+from .._base import BaseExecutor, describe_call, run_chunk, run_items, terminated_error
 from .._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError, describe_exitcode
 from .._future import Future
 
 __all__ = ["DaskExecutor"]
+
+_RUNNERS = (run_chunk, run_items)  # the batch runners of map
 
 #: distributed is only partly annotated; its API is used here as dynamic
 distributed: Any = _distributed
@@ -159,7 +161,7 @@ class _RemoteTraceback(Exception):
 
 
 def _describe(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    if fn is run_chunk and len(args) == 2:
+    if fn in _RUNNERS and len(args) == 2:
         inner = getattr(args[0], "__qualname__", None) or repr(args[0])
         return f"map({inner}) over a batch of {len(args[1])} inputs"
     return describe_call(fn, args, kwargs)
@@ -271,7 +273,7 @@ def _run_remote(payload: bytes, timeout: float | None) -> bytes:
         _wait.set_task_deadline(None)
         _wait.remove_context(ctx)
     tb: str | None = None
-    if fn is run_chunk and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
+    if fn in _RUNNERS and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
         tb = "".join(traceback.format_exception(value[1]))
     return _dumps_outcome(True, value, tb, _describe(fn, args, kwargs))
 
@@ -340,13 +342,13 @@ def _ship_by_value(fn: Any) -> bool:
 def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
-        if _ship_by_value(args[0] if fn is run_chunk else fn):
+        if _ship_by_value(args[0] if fn in _RUNNERS else fn):
             return cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
         what = _describe(fn, args, kwargs)
         parts: list[tuple[str, Any]] = [("the function", fn)]
-        if fn is run_chunk:
+        if fn in _RUNNERS:
             parts = [("the function", args[0])] + [(f"input {i}", item) for i, item in enumerate(args[1])]
         else:
             parts += [(f"argument {i}", a) for i, a in enumerate(args)] + [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
@@ -500,7 +502,7 @@ class DaskExecutor(BaseExecutor):
             except SerializationError as exc:
                 fut.try_set_exception(exc)
                 continue
-            name = getattr(fn if fn is not run_chunk else args[0], "__name__", "task")
+            name = getattr(args[0] if fn in _RUNNERS else fn, "__name__", "task")
             dfut = self._client.submit(_run_remote, payload, timeout, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             inflight[dfut.key] = fut
             self._dfutures[dfut.key] = dfut

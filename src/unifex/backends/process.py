@@ -88,7 +88,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
 
-from .._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, terminated_error
+from .._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
 from .._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from .._future import Future
 from . import _process_shared as shared
@@ -164,9 +164,12 @@ def _dumps_task(message: tuple[Any, ...], fn: Any) -> bytes:
     return _cloudpickle_dumps(message)
 
 
-def _dumps_chunk(fn: Any, chunk: list[tuple[Any, ...]]) -> bytes:
+def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False) -> bytes:
     """A map chunk; a chunk of one iterable travels as a flat list (a third
-    smaller than 1-tuples, and faster on both sides)."""
+    smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
+    already holds the items themselves (``run_items``)."""
+    if flat:
+        return _dumps_task((_CHUNK1, fn, chunk), fn)
     if len(chunk[0]) == 1:
         return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk]), fn)
     return _dumps_task((_CHUNK, fn, chunk), fn)
@@ -416,7 +419,7 @@ class _Task:
     """One task on its way to a worker. ``resumed`` marks the re-run of the
     first items of a crashed chunk: its future is already running."""
 
-    __slots__ = ("chunk", "crash_error", "fn", "fut", "payload", "requeued", "resumed", "timeout", "what")
+    __slots__ = ("chunk", "crash_error", "flat", "fn", "fut", "payload", "requeued", "resumed", "timeout", "what")
 
     def __init__(self, fut: Future[Any], payload: bytes, fn: Any, what: Any, timeout: float | None, chunk: list[Any] | None = None) -> None:
         self.fut = fut
@@ -425,13 +428,19 @@ class _Task:
         self.what = what  # (args, kwargs) of a call; the chunk's first item otherwise
         self.timeout = timeout
         self.chunk = chunk
+        self.flat = False  # the chunk holds the items themselves, not argument tuples
         self.resumed = False
         self.requeued = 0  # times its worker died before reading it
         self.crash_error: WorkerCrashedError | None = None
 
+    def _args(self, index: int) -> tuple[Any, ...]:
+        assert self.chunk is not None
+        item = self.chunk[index]
+        return (item,) if self.flat else item  # type: ignore[no-any-return]
+
     def describe(self) -> str:
         if self.chunk is not None:
-            return describe_call(self.fn, self.chunk[0] if self.chunk else ())
+            return describe_call(self.fn, self._args(0) if self.chunk else ())
         args, kwargs = self.what
         return describe_call(self.fn, args, kwargs)
 
@@ -543,13 +552,15 @@ class ProcessExecutor(BaseExecutor):
         return max(1, math.ceil(hint / (4 * self.size)))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        if fn is run_chunk:
+        if fn is run_chunk or fn is run_items:
             user_fn, chunk = args
+            flat = fn is run_items
             try:
-                payload = _dumps_chunk(user_fn, chunk)
+                payload = _dumps_chunk(user_fn, chunk, flat)
             except Exception as exc:
                 raise _which_part(user_fn, [(f"map input item {i}", item) for i, item in enumerate(chunk)], exc) from None
             task = _Task(fut, payload, user_fn, None, None, chunk)
+            task.flat = flat
         else:
             try:
                 payload = _dumps_task((_CALL, fn, args, kwargs), fn)
@@ -857,14 +868,15 @@ class ProcessExecutor(BaseExecutor):
     def _chunk_crashed(self, task: _Task, worker: _Worker, how: str, exitcode: int | None, index: int) -> None:
         assert task.chunk is not None
         index = min(max(0, index), len(task.chunk) - 1)
-        item = task.chunk[index] if task.chunk else ()
+        item = task._args(index) if task.chunk else ()
         error = WorkerCrashedError(f"{how} while running {describe_call(task.fn, item)}; the executor replaced it", worker.pid, exitcode)
         if index == 0:
             task.fut.try_set_result(([], task.crash_error or error))
             return
         # the results before the crashed item died with the worker: run them again
         head = task.chunk[:index]
-        rerun = _Task(task.fut, _dumps_chunk(task.fn, head), task.fn, None, None, head)
+        rerun = _Task(task.fut, _dumps_chunk(task.fn, head, task.flat), task.fn, None, None, head)
+        rerun.flat = task.flat
         rerun.resumed = True
         rerun.crash_error = error
         self._queue.appendleft(rerun)
