@@ -108,7 +108,8 @@ def main() -> None:
     _common.skip_if_not_applicable(args.backend, NOT_APPLICABLE)
     server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
     server.daemon_threads = True
-    serving = threading.Thread(target=server.serve_forever, name="page-server", daemon=True)
+    # a short poll interval: shutdown() waits up to one interval for the loop to notice
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="page-server", daemon=True)
     serving.start()
     try:
         host, port = server.server_address[:2]
