@@ -16,7 +16,7 @@ def example_source() -> str:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     program = [b for b in blocks if "__main__" in b]
     assert program, "the README lost its runnable example"
-    return program[0]
+    return str(program[0])
 
 
 def test_readme_example_gives_the_same_result_under_three_kinds(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ distributed = pytest.importorskip("distributed", reason="the dask kind needs dis
 import dask  # noqa: E402
 
 import unifex  # noqa: E402
+from unifex.backends.dask import DaskExecutor  # noqa: E402
 from unifex.testing import dask_cluster, tasks  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -202,9 +203,9 @@ def test_remote_traceback_is_attached_as_cause(shared_address: str) -> None:
 def test_serialization_errors_say_which_part(shared_address: str) -> None:
     with unifex.executor("dask", address=shared_address, size=1) as ex:
         with pytest.raises(unifex.SerializationError, match="argument 1 of"):
-            ex.submit(tasks.add, 1, threading.Lock()).result(timeout=30)
+            ex.submit(tasks.add, 1, threading.Lock()).result(timeout=30)  # type: ignore[arg-type]
         with pytest.raises(unifex.SerializationError, match="keyword argument 'c'"):
-            ex.submit(tasks.add, 1, c=threading.Lock()).result(timeout=30)
+            ex.submit(tasks.add, 1, c=threading.Lock()).result(timeout=30)  # type: ignore[arg-type]
         with pytest.raises(unifex.SerializationError, match="the result of make_lock"):
             ex.submit(make_lock).result(timeout=30)
         # the executor goes on
@@ -298,6 +299,7 @@ def test_terminate_on_the_embedded_cluster_kills_running_tasks(tmp_path: Path) -
 @pytest.mark.timeout(90)
 def test_close_shuts_the_embedded_cluster_down() -> None:
     ex = unifex.executor("dask", size=1, threads_per_worker=2)
+    assert isinstance(ex, DaskExecutor)
     address = ex._scheduler_address
     futures = [ex.submit(tasks.sleep_return, 0.3, i) for i in range(3)]
     ex.close()

@@ -370,7 +370,11 @@ def test_terminate_from_inside_a_task() -> None:
 @pytest.mark.timeout(30)
 def test_no_greenlet_left_running_after_close() -> None:
     with gev(size=8) as ex:
-        futures = [ex.submit(lambda i: (unifex.sleep(0.01 * (i % 3)), getcurrent())[1], i) for i in range(40)]
+        def where(i: int) -> Any:
+            unifex.sleep(0.01 * (i % 3))
+            return getcurrent()
+
+        futures = [ex.submit(where, i) for i in range(40)]
     glets = {f.result() for f in futures}
     assert glets and all(g.dead for g in glets)
     assert len(ex._pool) == 0
@@ -407,7 +411,7 @@ def test_close_with_wait_from_inside_a_task_waits_for_the_others() -> None:
 
     def closer() -> bool:
         ex.close(wait=True)
-        return slow.done()
+        return bool(slow.done())
 
     assert ex.submit(closer).result(timeout=10) is True
     ex.close()

@@ -9,11 +9,13 @@ import time
 import pytest
 
 import unifex
+from unifex.backends.thread import ThreadExecutor
 from unifex.testing import tasks, wait_until
 
 
 def test_threads_are_made_on_demand_and_reused() -> None:
     with unifex.executor("thread", size=4) as ex:
+        assert isinstance(ex, ThreadExecutor)
         assert ex._threads == []
         idents = {ex.submit(tasks.thread_ident).result(timeout=10) for _ in range(20)}
         assert len(idents) == 1
@@ -23,6 +25,7 @@ def test_threads_are_made_on_demand_and_reused() -> None:
 @pytest.mark.timeout(60)
 def test_never_more_threads_than_size() -> None:
     with unifex.executor("thread", size=2) as ex:
+        assert isinstance(ex, ThreadExecutor)
         release = ex.Event()
         try:
             futures = [ex.submit(tasks.wait_event_then, release, i) for i in range(6)]

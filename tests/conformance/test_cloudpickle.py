@@ -3,6 +3,7 @@ backend (cloudpickle carries what plain pickle cannot)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -29,7 +30,7 @@ def test_function_defined_in_a_test_module(ex: Any) -> None:
 
 
 def test_nested_lambda_capturing_a_lambda(ex: Any) -> None:
-    inner = lambda y: y * 2  # noqa: E731
+    inner: Callable[[int], int] = lambda y: y * 2  # noqa: E731
     assert ex.apply_async(lambda z: inner(z) + 1, (4,)).result(timeout=30) == 9
 
 
