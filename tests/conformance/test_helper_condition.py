@@ -51,3 +51,22 @@ def test_notify_n_wakes_n_waiters(make_executor: Any) -> None:
         with cond:
             shared["go"] = 99
             cond.notify_all()
+
+
+@pytest.mark.requires("concurrent")
+@pytest.mark.timeout(120)
+def test_no_notify_is_lost_to_a_later_waiter(make_executor: Any) -> None:
+    """Tasks arrive one by one and notify the caller, then wait themselves: a
+    wake-up meant for the caller must not go to a task that started waiting
+    after the notify (the caller would then wait for a notify that never comes)."""
+    ex = make_executor(size=4)
+    for _ in range(5):
+        cond, state = ex.Condition(), ex.dict(waiting=0, go=False)
+        futures = [ex.submit(tasks.condition_arrive, cond, state) for _ in range(4)]
+        with cond:
+            while state["waiting"] < 4:
+                woken = cond.wait(timeout=5)
+                assert woken or state["waiting"] < 4, "a notify_all() for the caller was lost"
+            state["go"] = True
+            cond.notify_all()
+        assert [f.result(timeout=30) for f in futures] == [True] * 4

@@ -11,10 +11,13 @@ registered with multiprocessing's resource tracker (which unlinks them if the
 parent is killed) and unlinked by the executor's ``close()``/``terminate()``.
 
 * Lock / RLock / Semaphore / BoundedSemaphore: one semaphore each.
-* Condition: the lock, a count of registered waiters and a wake-up semaphore.
-  ``wait`` registers while it holds the lock, ``notify(n)`` (which must hold the
-  lock too) takes up to n registrations and posts one wake-up for each, so no
-  notify is lost and nothing blocks on a waiter that died.
+* Condition: the lock, a count of registered sleepers, a wake-up semaphore and
+  a "woken" semaphore (the handshake of ``multiprocessing.Condition``). ``wait``
+  registers while it holds the lock; ``notify(n)`` (which must hold the lock
+  too) takes up to n registrations, posts one wake-up for each, and keeps the
+  lock until each woken sleeper confirms, so a task that starts waiting later
+  cannot take a wake-up meant for an earlier one. A sleeper that died cannot
+  confirm: notify waits at most ``_NOTIFY_ACK_TIMEOUT`` seconds for each.
 * Event: a flag semaphore and a Condition.
 * Queue: a 1 MiB ring buffer in POSIX shared memory (``/dev/shm/uxq…``)
   guarded by a lock, with semaphores counting items, free places (``maxsize``)
@@ -30,7 +33,8 @@ records its holder's pid in a table shared with the workers; when the executor
 reaps a dead worker it releases every lock that worker held, so the other tasks
 go on (the data the lock protected may be half-updated: the dead task's future
 says WorkerCrashedError). Semaphore units and Condition waits of a dead worker
-are not given back: a dead waiter may swallow one ``notify()``.
+are not given back: a dead waiter may swallow one ``notify()`` and delay it
+by up to ``_NOTIFY_ACK_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ __all__ = [
 ]
 
 _RECURSIVE_MUTEX, _SEMAPHORE = 0, 1
+#: how long notify() waits for each woken sleeper to confirm (a dead one never does)
+_NOTIFY_ACK_TIMEOUT = 2.0
 SEM_VALUE_MAX: int = _multiprocessing.SemLock.SEM_VALUE_MAX
 #: lock-owner slots per executor (locks beyond this work, without dead-holder release)
 LOCK_SLOTS = 4096
@@ -196,9 +202,10 @@ class SharedState:
             lock = self.RLock()
         elif not isinstance(lock, (Lock, RLock)):
             raise TypeError(f"Condition(lock) needs a Lock or RLock made by the same 'process' executor, not {lock!r}")
-        waiters = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        sleeping = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
         wake = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
-        return Condition(lock, waiters, wake)
+        woken = self._new_semaphore(_SEMAPHORE, 0, SEM_VALUE_MAX)
+        return Condition(lock, sleeping, wake, woken)
 
     def Event(self) -> Event:
         flag = self._new_semaphore(_SEMAPHORE, 0, 1)
@@ -430,17 +437,25 @@ class BoundedSemaphore(Semaphore):
 
 
 class Condition:
-    """``threading.Condition`` across the executor's processes."""
+    """``threading.Condition`` across the executor's processes.
 
-    __slots__ = ("_lock", "_waiters", "_wake")
+    The handshake of :class:`multiprocessing.Condition`: ``notify`` holds the
+    lock until every sleeper it woke has confirmed on the ``woken`` semaphore,
+    so a task that starts waiting after the notify cannot take a wake-up meant
+    for an earlier sleeper. A sleeper whose process died cannot confirm: the
+    notifier waits at most ``_NOTIFY_ACK_TIMEOUT`` seconds for each one.
+    """
 
-    def __init__(self, lock: Lock, waiters: str, wake: str) -> None:
+    __slots__ = ("_lock", "_sleeping", "_wake", "_woken")
+
+    def __init__(self, lock: Lock, sleeping: str, wake: str, woken: str) -> None:
         self._lock = lock
-        self._waiters = waiters
+        self._sleeping = sleeping
         self._wake = wake
+        self._woken = woken
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._lock, self._waiters, self._wake))
+        return (type(self), (self._lock, self._sleeping, self._wake, self._woken))
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return self._lock.acquire(blocking, timeout)
@@ -454,24 +469,25 @@ class Condition:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
+    def _semaphores(self) -> tuple[Any, Any, Any]:
+        return (
+            _open(self._sleeping, _SEMAPHORE, SEM_VALUE_MAX),
+            _open(self._wake, _SEMAPHORE, SEM_VALUE_MAX),
+            _open(self._woken, _SEMAPHORE, SEM_VALUE_MAX),
+        )
+
     def wait(self, timeout: float | None = None) -> bool:
         lock = self._lock
         if not lock._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
-        waiters = _open(self._waiters, _SEMAPHORE, SEM_VALUE_MAX)
-        wake = _open(self._wake, _SEMAPHORE, SEM_VALUE_MAX)
-        waiters.release()  # registered while holding the lock: a notify cannot slip in between
+        sleeping, wake, woken = self._semaphores()
+        sleeping.release()  # registered while holding the lock: a notify cannot slip in between
         count = lock._release_all()
         try:
-            woken = bool(wake.acquire(True, _timeout_arg(timeout)))
+            return bool(wake.acquire(True, _timeout_arg(timeout)))
         finally:
+            woken.release()  # awake (or timed out): tell the notifier
             lock._reacquire(count)
-        # on a timeout, holding the lock again (so no notify runs now): either
-        # our registration is still there, or a notify took it and posted a
-        # wake-up that is ours
-        if not woken and not waiters.acquire(False):
-            woken = bool(wake.acquire(False))
-        return woken
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         end = None if timeout is None else time.monotonic() + timeout
@@ -489,12 +505,21 @@ class Condition:
     def notify(self, n: int = 1) -> None:
         if not self._lock._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        waiters = _open(self._waiters, _SEMAPHORE, SEM_VALUE_MAX)
-        wake = _open(self._wake, _SEMAPHORE, SEM_VALUE_MAX)
-        woken = 0
-        while woken < n and waiters.acquire(False):
+        sleeping, wake, woken = self._semaphores()
+        # sleepers that timed out since the last notify left a confirmation: drop their registration
+        while woken.acquire(False):
+            sleeping.acquire(False)
+        sleepers = 0
+        while sleepers < n and sleeping.acquire(False):
             wake.release()
-            woken += 1
+            sleepers += 1
+        if not sleepers:
+            return
+        confirmed = sum(bool(woken.acquire(True, _NOTIFY_ACK_TIMEOUT)) for _ in range(sleepers))
+        if confirmed == sleepers:
+            # a sleeper that timed out meanwhile left its wake-up unused: take it back
+            while wake.acquire(False):
+                pass
 
     def notify_all(self) -> None:
         self.notify(sys.maxsize)

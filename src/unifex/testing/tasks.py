@@ -227,3 +227,20 @@ def condition_turn(cond: Any, shared: MutableMapping[str, int], timeout: float =
             cond.wait(remaining)
         shared["woken"] += 1
         return True
+
+
+def condition_arrive(cond: Any, state: MutableMapping[str, Any], timeout: float = 30.0) -> bool:
+    """Count this task in ``state["waiting"]`` and ``notify_all()`` the caller,
+    then wait under ``cond`` until ``state["go"]``."""
+    import time
+
+    end = time.monotonic() + timeout
+    with cond:
+        state["waiting"] += 1
+        cond.notify_all()
+        while not state["go"]:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return False
+            cond.wait(remaining)
+        return True
