@@ -11,14 +11,52 @@ from __future__ import annotations
 import queue
 import threading
 from _thread import allocate_lock
+from collections.abc import Callable
 from typing import Any
 
+from . import _wait
 from ._wait import _local, clamp, deadline_passed
 
-__all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "Queue", "RLock", "Semaphore", "HELPER_NAMES"]
+__all__ = ["BoundedSemaphore", "Condition", "Event", "HELPER_NAMES", "Lock", "LockDelegate", "Queue", "RLock", "Semaphore", "wait_for"]
 
 #: the helper factories every executor provides (section 4 of the contract)
 HELPER_NAMES = ("Lock", "RLock", "Event", "Semaphore", "BoundedSemaphore", "Condition", "Queue", "dict")
+
+
+def wait_for(cond: Any, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+    """``Condition.wait_for`` for any backend's condition: call ``cond.wait``
+    until ``predicate()`` is true or ``timeout`` seconds (of the wait context's
+    clock: virtual under ``greenlet`` with ``clock="virtual"``) have passed."""
+    end = None if timeout is None else _wait.now() + timeout
+    result = predicate()
+    while not result:
+        remaining = None
+        if end is not None:
+            remaining = end - _wait.now()
+            if remaining <= 0:
+                break
+        cond.wait(remaining)
+        result = predicate()
+    return result
+
+
+class LockDelegate:
+    """The lock protocol of a condition, handed to the lock it holds in ``_lock``."""
+
+    __slots__ = ()
+    _lock: Any
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return bool(self._lock.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 def _bounded(timeout: float) -> tuple[float, bool]:
@@ -27,13 +65,11 @@ def _bounded(timeout: float) -> tuple[float, bool]:
     return (-1 if t is None else t), is_deadline
 
 
-class Lock:
-    """``threading.Lock`` whose blocking acquire honours the task deadline."""
+class _DeadlineLock:
+    """A lock in ``_lock`` whose blocking acquire honours the task deadline."""
 
     __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = allocate_lock()
+    _lock: Any
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if self._lock.acquire(False):
@@ -50,58 +86,50 @@ class Lock:
     def release(self) -> None:
         self._lock.release()
 
-    def locked(self) -> bool:
-        return self._lock.locked()
-
     __enter__ = acquire
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+class Lock(_DeadlineLock):
+    """``threading.Lock`` whose blocking acquire honours the task deadline."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+
+    def locked(self) -> bool:
+        return bool(self._lock.locked())
 
     def __repr__(self) -> str:
         return f"<unifex.Lock {'locked' if self.locked() else 'unlocked'}>"
 
 
-class RLock:
+class RLock(_DeadlineLock):
     """``threading.RLock`` whose blocking acquire honours the task deadline."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ()
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.acquire(False):
-            return True
-        if not blocking:
-            return False
-        t, is_deadline = _bounded(timeout)
-        if self._lock.acquire(True, t):
-            return True
-        if is_deadline:
-            raise deadline_passed()
-        return False
-
-    def release(self) -> None:
-        self._lock.release()
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
 
     def __repr__(self) -> str:
         return "<unifex.RLock>"
 
 
-class Semaphore(threading.Semaphore):
+class _DeadlineAcquire:
+    """``acquire`` of a :mod:`threading` semaphore, bounded by the task deadline."""
+
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        if super().acquire(False):
+        acquire = super().acquire  # type: ignore[misc]
+        if acquire(False):
             return True
         if not blocking:
             return False
         t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        if super().acquire(True, None if t < 0 else t):
+        if acquire(True, None if t < 0 else t):
             return True
         if is_deadline:
             raise deadline_passed()
@@ -110,20 +138,12 @@ class Semaphore(threading.Semaphore):
     __enter__ = acquire
 
 
-class BoundedSemaphore(threading.BoundedSemaphore):
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        if super().acquire(False):
-            return True
-        if not blocking:
-            return False
-        t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        if super().acquire(True, None if t < 0 else t):
-            return True
-        if is_deadline:
-            raise deadline_passed()
-        return False
+class Semaphore(_DeadlineAcquire, threading.Semaphore):
+    pass
 
-    __enter__ = acquire
+
+class BoundedSemaphore(_DeadlineAcquire, threading.BoundedSemaphore):
+    pass
 
 
 class Event(threading.Event):

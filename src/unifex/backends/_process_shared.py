@@ -51,13 +51,13 @@ import select
 import struct
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, MutableMapping
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from .._errors import ExecutorClosedError
+from .._shared import LockDelegate, wait_for
 
 __all__ = [
     "BoundedSemaphore",
@@ -436,7 +436,7 @@ class BoundedSemaphore(Semaphore):
 # -- condition and event ---------------------------------------------------------------
 
 
-class Condition:
+class Condition(LockDelegate):
     """``threading.Condition`` across the executor's processes.
 
     The handshake of :class:`multiprocessing.Condition`: ``notify`` holds the
@@ -456,18 +456,6 @@ class Condition:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self._lock, self._sleeping, self._wake, self._woken))
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self._lock.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
 
     def _semaphores(self) -> tuple[Any, Any, Any]:
         return (
@@ -490,17 +478,7 @@ class Condition:
             lock._reacquire(count)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
-        end = None if timeout is None else time.monotonic() + timeout
-        result = predicate()
-        while not result:
-            remaining = None
-            if end is not None:
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    break
-            self.wait(remaining)
-            result = predicate()
-        return result
+        return wait_for(self, predicate, timeout)
 
     def notify(self, n: int = 1) -> None:
         if not self._lock._is_owned():

@@ -98,6 +98,7 @@ from .. import _wait
 from .._base import BaseExecutor, describe_call, run_chunk, run_items, terminated_error
 from .._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError, describe_exitcode
 from .._future import Future
+from .._shared import LockDelegate, wait_for
 
 __all__ = ["DaskExecutor"]
 
@@ -930,7 +931,7 @@ class DaskEvent(_Helper):
         return bool(_blocking(self._address, "wait", self._name, timeout) == "ok")
 
 
-class DaskCondition(_Helper):
+class DaskCondition(LockDelegate, _Helper):
     """``threading.Condition`` over a dask ``Lock`` or ``RLock``: waiting releases
     the lock, waits for a notify and re-acquires it in one scheduler operation,
     so no notification is lost between the release and the wait."""
@@ -943,18 +944,6 @@ class DaskCondition(_Helper):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self._name, self._address, self._lock))
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self._lock.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
 
     def _lock_args(self) -> dict[str, Any]:
         rlock = isinstance(self._lock, DaskRLock)
@@ -971,18 +960,7 @@ class DaskCondition(_Helper):
         return bool(reply == "ok")
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
-        end = None if timeout is None else _monotonic() + timeout
-        result = predicate()
-        while not result:
-            if end is not None:
-                left = end - _monotonic()
-                if left <= 0:
-                    break
-                self.wait(left)
-            else:
-                self.wait()
-            result = predicate()
-        return result
+        return wait_for(self, predicate, timeout)
 
     def notify(self, n: int = 1) -> None:
         if self._op("notify", n=n, **self._lock_args()) == "not-owner":

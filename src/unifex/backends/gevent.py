@@ -66,7 +66,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
@@ -84,6 +83,7 @@ from .. import _wait
 from .._base import BaseExecutor, describe_call, fail_unfinished
 from .._errors import TaskTimeoutError
 from .._future import Future
+from .._shared import wait_for
 
 __all__ = ["Condition", "GeventExecutor", "GeventWaitContext", "Lock", "RLock", "Semaphore", "BoundedSemaphore"]
 
@@ -663,20 +663,7 @@ class Condition:
                     pass
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
-        end = None
-        waittime = timeout
-        result = predicate()
-        while not result:
-            if waittime is not None:
-                if end is None:
-                    end = time.monotonic() + waittime
-                else:
-                    waittime = end - time.monotonic()
-                    if waittime <= 0:
-                        break
-            self.wait(waittime)
-            result = predicate()
-        return result
+        return wait_for(self, predicate, timeout)
 
     def notify(self, n: int = 1) -> None:
         if not self._is_owned():

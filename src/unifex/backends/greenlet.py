@@ -77,6 +77,7 @@ from .. import _wait
 from .._base import BaseExecutor, describe_call, terminated_error
 from .._errors import DeadlockError, TaskTimeoutError
 from .._future import Future, _DoneQueue
+from .._shared import wait_for
 
 __all__ = [
     "GreenletBoundedSemaphore",
@@ -1272,20 +1273,7 @@ class GreenletCondition(_Helper):
             self._acquire_restore(saved)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
-        end = None
-        result = predicate()
-        while not result:
-            if timeout is not None:
-                if end is None:
-                    end = _wait.now() + timeout
-                remaining = end - _wait.now()
-                if remaining <= 0:
-                    break
-                self.wait(remaining)
-            else:
-                self.wait()
-            result = predicate()
-        return result
+        return wait_for(self, predicate, timeout)
 
     def notify(self, n: int = 1) -> None:
         if not self._is_owned():
