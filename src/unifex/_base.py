@@ -9,6 +9,7 @@ factories when the thread helpers do not fit its model.
 
 from __future__ import annotations
 
+import abc
 import heapq
 import itertools
 import os
@@ -192,7 +193,7 @@ def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
             fut.try_set_exception(terminated_error())
 
 
-class BaseExecutor:
+class BaseExecutor(abc.ABC):
     """Lifecycle, ``apply_async`` and ``map`` for every backend."""
 
     kind: ClassVar[str] = "?"
@@ -218,20 +219,20 @@ class BaseExecutor:
 
     # -- to implement --------------------------------------------------------------
 
+    @abc.abstractmethod
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         """Hand one task to the workers; called with the state lock held."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _shutdown(self, wait: bool) -> None:
         """Stop accepting work (already refused by the base) and, with ``wait``,
         return when every accepted task and its callbacks are done and every
         worker is gone. Called on every ``close()``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _terminate(self) -> None:
         """Cancel queued tasks, stop running ones where the model can, fail their
         futures with ``TerminatedError``. Called once."""
-        raise NotImplementedError
 
     def _default_chunksize(self, hint: int | None) -> int:
         """Inputs per batch for ``map(chunksize=None)``; ``hint`` is the input

@@ -785,14 +785,23 @@ class ProcessExecutor(BaseExecutor):
         worker.deadline = None
         if worker.dying or task is None:
             return  # a late reply from a worker already given up on
+        # Hand the worker its next task before unpickling this reply and settling
+        # its future, so the worker computes while the parent does that. Only a
+        # worker's first reply can say its initializer failed (it then exits).
+        early = not worker.retiring and (self._init_payload is None or worker.sent > 1)
+        if early:
+            self._idle.append(worker)
+            if self._queue:
+                self._assign()
         try:
             reply = _loads(data)
         except Exception as exc:
             reply = exc
-        if worker.retiring or (isinstance(reply, tuple) and reply[0] == _INIT_FAILED):
-            self._stop(worker)  # a worker whose initializer failed exits after this reply
-        else:
-            self._idle.append(worker)
+        if not early:
+            if worker.retiring or (isinstance(reply, tuple) and reply[0] == _INIT_FAILED):
+                self._stop(worker)  # a worker whose initializer failed exits after this reply
+            else:
+                self._idle.append(worker)
         self._settle(task, reply)
 
     def _settle(self, task: _Task, reply: Any) -> None:
