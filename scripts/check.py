@@ -12,36 +12,16 @@ Python that allows it (pyenv, a container's python); where the system Python is
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import sysconfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*cmd: str) -> None:
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
-
-
-def interpreter() -> str:
-    in_venv = sys.prefix != sys.base_prefix
-    managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
-    if in_venv or not managed:
-        return sys.executable
-    venv = os.path.join(ROOT, ".venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        run(sys.executable, "-m", "venv", venv)
-    return python
+from _env import install, interpreter, run
 
 
 def main() -> int:
     py = interpreter()
     try:
-        if os.environ.get("UNIFEX_SKIP_INSTALL") != "1":
-            run(py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[all,test]")
+        install(py, "all,test")
         run(py, "-m", "ruff", "check", "src", "tests", "benchmarks", "examples", "scripts")
         run(py, "-m", "mypy")
         run(py, "-m", "pytest", *sys.argv[1:])

@@ -162,3 +162,10 @@ def wait_gone(pids: Any, timeout: float) -> list[int]:
         time.sleep(0.02)
         alive = [p for p in alive if pid_exists(p)]
     return alive
+
+
+def hold_then_sleep(lock: Any, started: Any, seconds: float) -> None:
+    """Take ``lock`` (a Lock or a Condition), say so, and sleep holding it."""
+    with lock:
+        started.set()
+        time.sleep(seconds)

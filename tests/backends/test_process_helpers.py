@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _process_util import START_METHODS, hold_lock_then_exit, hold_rlock_twice_then_exit, try_lock
+from _process_util import START_METHODS, hold_lock_then_exit, hold_rlock_twice_then_exit, hold_then_sleep, try_lock
 
 import unifex
 from unifex.testing import tasks
@@ -137,3 +137,20 @@ def test_close_unlinks_everything_and_refuses_new_helpers(how: str) -> None:
     assert _ours() - before == set()
     with pytest.raises(unifex.ExecutorClosedError):
         ex.Lock()
+
+
+@pytest.mark.timeout(60)
+def test_the_parent_owns_a_lock_it_takes_after_a_dead_holder() -> None:
+    """A worker killed while it holds a Condition's lock: the executor releases
+    the lock for it, and the parent that takes the lock next owns it (it can
+    notify), so an Event.set() or a notify after the kill works."""
+    with unifex.executor("process", size=1) as ex:
+        cond = ex.Condition(ex.Lock())
+        started = ex.Event()
+        fut = ex.apply_async(hold_then_sleep, (cond, started, 30), timeout=0.5)
+        assert started.wait(30)
+        with pytest.raises(unifex.TaskTimeoutError):
+            fut.result(timeout=30)
+        with cond:
+            cond.notify_all()
+        assert ex.submit(tasks.square, 3).result(timeout=30) == 9

@@ -250,8 +250,11 @@ class SharedState:
             if view[slot] == pid:
                 view[slot] = 0
                 try:
-                    _open(name, _SEMAPHORE, 1).release()
-                except (ValueError, ExecutorClosedError):
+                    # a handle of its own: releasing through this process's shared
+                    # handle would upset that handle's owner count, and a thread
+                    # here holding the lock next would no longer own it
+                    _SemLock._rebuild(0, _SEMAPHORE, 1, name).release()
+                except (ValueError, OSError):
                     pass
 
     def close(self) -> None:

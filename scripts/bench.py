@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""The main job: install unifex with every kind's dependencies, then run
+``unifex bench`` (every usable kind beside the raw libraries it wraps).
+
+    python3 scripts/bench.py                       # the full run, about a minute
+    python3 scripts/bench.py --quick --json b.json  # extra arguments go to unifex bench
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from _env import install, interpreter, run
+
+
+def main() -> int:
+    py = interpreter()
+    try:
+        install(py, "all")
+        run(py, "-m", "unifex", "bench", *sys.argv[1:])
+    except subprocess.CalledProcessError as exc:
+        return exc.returncode or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
