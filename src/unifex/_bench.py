@@ -288,12 +288,48 @@ class Subject:
         """Release the workers; ``broken``: a round hung, do not wait for it."""
 
 
-class UnifexSubject(Subject):
+class ExecutorRounds:
+    """The rounds that only need ``submit`` and ``map``: shared by unifex
+    executors and the ``concurrent.futures`` executors they are compared with."""
+
+    target: Any  # the executor driven
+    sleep: Callable[[float], Any]  # how a task sleeps in the I/O round
+
+    def _overhead(self, p: Params) -> float:
+        submit, limit = self.target.submit, p.limit
+        start = _perf()
+        for _ in range(p.overhead_tasks):
+            submit(noop).result(limit)
+        return _perf() - start
+
+    def _map(self, p: Params) -> float:
+        start = _perf()
+        deque(self.target.map(square, range(p.map_tasks), timeout=p.limit), maxlen=0)
+        return _perf() - start
+
+    def _fan_out(self, fn: Callable[[Any], Any], arg: Any, n: int, limit: float) -> float:
+        submit = self.target.submit
+        start = _perf()
+        futs = [submit(fn, arg) for _ in range(n)]
+        for f in futs:
+            f.result(limit)
+        return _perf() - start
+
+    def _io(self, p: Params) -> float:
+        return self._fan_out(type(self).sleep, p.io_sleep, p.io_tasks, p.limit)
+
+    def _cpu(self, p: Params) -> float:
+        return self._fan_out(spin, p.cpu_loop, p.cpu_tasks, p.limit)
+
+
+class UnifexSubject(ExecutorRounds, Subject):
     """A unifex executor: one code path for every kind."""
+
+    sleep = staticmethod(unifex_sleep)
 
     def __init__(self, kind: str, ex: Any) -> None:
         self.name = kind
-        self.ex = ex
+        self.ex = self.target = ex
         self.size = int(ex.size)
         self._helpers: dict[str, Any] = {}
 
@@ -302,32 +338,6 @@ class UnifexSubject(Subject):
         for f in futs:
             f.result(p.limit)
         deque(self.ex.map(square, range(4 * self.size), timeout=p.limit), maxlen=0)
-
-    def _overhead(self, p: Params) -> float:
-        submit, limit = self.ex.submit, p.limit
-        start = _perf()
-        for _ in range(p.overhead_tasks):
-            submit(noop).result(limit)
-        return _perf() - start
-
-    def _map(self, p: Params) -> float:
-        start = _perf()
-        deque(self.ex.map(square, range(p.map_tasks), timeout=p.limit), maxlen=0)
-        return _perf() - start
-
-    def _fan_out(self, fn: Callable[[Any], Any], arg: Any, n: int, limit: float) -> float:
-        submit = self.ex.submit
-        start = _perf()
-        futs = [submit(fn, arg) for _ in range(n)]
-        for f in futs:
-            f.result(limit)
-        return _perf() - start
-
-    def _io(self, p: Params) -> float:
-        return self._fan_out(unifex_sleep, p.io_sleep, p.io_tasks, p.limit)
-
-    def _cpu(self, p: Params) -> float:
-        return self._fan_out(spin, p.cpu_loop, p.cpu_tasks, p.limit)
 
     def _helper(self, name: str) -> Any:
         helper = self._helpers.get(name)
@@ -362,45 +372,20 @@ class RawSubject(Subject):
         self.size = size
 
 
-class ThreadPoolSubject(RawSubject):
+class ThreadPoolSubject(ExecutorRounds, RawSubject):
     name = "ThreadPoolExecutor"
     label = "TPE"
     pool: concurrent.futures.Executor
+    sleep = staticmethod(time_sleep)
 
     def __init__(self, size: int, client: Any = None) -> None:
         self.size = size
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="unifex-bench-tpe")
+        self.pool = self.target = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="unifex-bench-tpe")
 
     def warm_up(self, p: Params) -> None:
         futs = [self.pool.submit(noop) for _ in range(2 * self.size)]
         for f in futs:
             f.result(p.limit)
-
-    def _overhead(self, p: Params) -> float:
-        submit, limit = self.pool.submit, p.limit
-        start = _perf()
-        for _ in range(p.overhead_tasks):
-            submit(noop).result(limit)
-        return _perf() - start
-
-    def _map(self, p: Params) -> float:
-        start = _perf()
-        deque(self.pool.map(square, range(p.map_tasks), timeout=p.limit), maxlen=0)
-        return _perf() - start
-
-    def _fan_out(self, fn: Callable[[Any], Any], arg: Any, n: int, limit: float) -> float:
-        submit = self.pool.submit
-        start = _perf()
-        futs = [submit(fn, arg) for _ in range(n)]
-        for f in futs:
-            f.result(limit)
-        return _perf() - start
-
-    def _io(self, p: Params) -> float:
-        return self._fan_out(time_sleep, p.io_sleep, p.io_tasks, p.limit)
-
-    def _cpu(self, p: Params) -> float:
-        return self._fan_out(spin, p.cpu_loop, p.cpu_tasks, p.limit)
 
     def _lock(self, p: Params) -> float:
         return float(self.pool.submit(lock_ops, threading.Lock(), p.ops).result(p.limit))
@@ -439,7 +424,7 @@ class ProcessPoolSubject(ThreadPoolSubject):
     def __init__(self, size: int, client: Any = None) -> None:
         self.size = size
         self.ctx = process_context()
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=self.ctx)
+        self.pool = self.target = concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=self.ctx)
         self._manager: Any = None
         self._proxies: dict[str, Any] = {}
 
