@@ -307,7 +307,9 @@ class BaseExecutor(abc.ABC):
         buffersize: int | None = None,
     ) -> Iterator[T]:
         """Lazy ``map``: at most ``buffersize`` inputs in flight (default
-        ``2 * size`` tasks' worth), results in input order unless
+        ``4 * size`` tasks' worth, so with a batch size picked from the input's
+        length every batch is in flight at once, as in
+        ``multiprocessing.Pool.map``), results in input order unless
         ``ordered=False``, the first task error raised at its position, and
         ``timeout`` a deadline counted from this call."""
         if not iterables:
@@ -324,7 +326,7 @@ class BaseExecutor(abc.ABC):
                 hint = min(len(it) for it in iterables)  # type: ignore[arg-type]
             chunksize = self._default_chunksize(hint)
         if buffersize is None:
-            buffersize = 2 * self.size * chunksize
+            buffersize = 4 * self.size * chunksize
         chunksize = min(chunksize, buffersize)
         in_flight = max(1, buffersize // chunksize)
         if chunksize > 1 and len(iterables) == 1:
