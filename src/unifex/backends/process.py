@@ -52,12 +52,15 @@ Decisions, and why:
   ``SerializationError`` saying so. A failure to pickle raises
   ``SerializationError`` from ``submit`` naming the function or the argument.
   A result or exception that cannot cross back fails that future only.
-* A crash while a ``map`` chunk runs: the worker writes the index of the item
-  it is running into shared memory, so the parent knows which item crashed.
-  That item fails with ``WorkerCrashedError`` at its position, as if it had
-  raised; the items before it, whose results died with the worker, are run once
-  more (so they may run twice); the items after it are not run (``map`` stops
-  at its first error). Use ``chunksize=1`` when a task must not run twice.
+* A crash while a ``map`` chunk runs: the worker writes into shared memory
+  where it is, once per block of ``_BLOCK`` items (once per item would cost as
+  much as a tiny task). After a crash the parent runs the chunk again with
+  exact positions from that block on; the item that crashes there fails with
+  ``WorkerCrashedError`` at its position, as if it had raised, and the items
+  before it, whose results died with the worker, run once more. An item before
+  a crash may so run up to three times, the crashing one twice, the items after
+  it not at all (``map`` stops at its first error); a crash that does not
+  recur costs only the re-run. Use ``chunksize=1`` when a task must not run twice.
 * Timeouts and ``terminate()`` send SIGTERM, then SIGKILL after
   ``KILL_GRACE`` seconds; killed workers are always joined (no zombies).
 * Parent death: each worker has a watcher thread blocked reading a process-wide
@@ -87,6 +90,7 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable
+from itertools import starmap
 from typing import Any, ClassVar, final
 
 from .._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
@@ -107,6 +111,7 @@ _loads = pickle.loads
 _monotonic = time.monotonic
 
 # task messages (parent -> worker); an empty message asks the worker to exit
+_BLOCK = 64  # map items per progress mark (see _worker_main)
 _CALL, _CHUNK, _CHUNK1 = 0, 1, 2  # _CHUNK1: a chunk of single arguments, sent flat
 # replies (worker -> parent)
 _OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
@@ -181,15 +186,18 @@ def _widen_pipe(fd: int) -> None:
             pass
 
 
-def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False) -> bytes:
+def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None) -> bytes:
     """A map chunk; a chunk of one iterable travels as a flat list (a third
     smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
-    already holds the items themselves (``run_items``)."""
+    already holds the items themselves (``run_items``). Items from
+    ``exact_from`` on are run with their exact position recorded (slower); the
+    ones before it in blocks of ``_BLOCK``, recording only where each block starts."""
+    exact = len(chunk) if exact_from is None else exact_from
     if flat:
-        return _dumps_task((_CHUNK1, fn, chunk), fn)
+        return _dumps_task((_CHUNK1, fn, chunk, exact), fn)
     if len(chunk[0]) == 1:
-        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk]), fn)
-    return _dumps_task((_CHUNK, fn, chunk), fn)
+        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn)
+    return _dumps_task((_CHUNK, fn, chunk, exact), fn)
 
 
 def _traceback_text(exc: BaseException) -> str:
@@ -356,27 +364,32 @@ def _worker_main(
                     reply = _result_reply(result)
                 del result
         else:
-            kind, fn, chunk = message
+            kind, fn, chunk, exact_from = message
             del message
             values: list[Any] = []
-            append = values.append
             error: BaseException | None = None
             tb: str | None = None
+            # a crash is blamed on an item through ``progress``; writing it for
+            # every item would cost as much as a tiny task, so items before
+            # ``exact_from`` write it once per block (the parent re-runs a
+            # crashed block with exact positions to find the item)
+            each = map if kind == _CHUNK1 else starmap
             try:
-                if kind == _CHUNK1:
-                    if progress is None:
-                        values = list(map(fn, chunk))
-                    else:
-                        for i, arg in enumerate(chunk):
-                            progress[slot] = i
-                            append(fn(arg))
-                elif progress is None:
-                    for item in chunk:
-                        append(fn(*item))
+                if progress is None:
+                    values.extend(each(fn, chunk))
                 else:
-                    for i, item in enumerate(chunk):
+                    n = len(chunk)
+                    fast_end = min(exact_from, n)
+                    start = 0
+                    while start < fast_end:
+                        progress[slot] = start
+                        end = min(start + _BLOCK, fast_end)
+                        values.extend(each(fn, chunk[start:end]))
+                        start = end
+                    append = values.append
+                    for i in range(fast_end, n):
                         progress[slot] = i
-                        append(fn(*item))
+                        append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
             except BaseException as exc:
                 error, tb = exc, _traceback_text(exc)
                 exc.__traceback__ = None
@@ -436,7 +449,7 @@ class _Task:
     """One task on its way to a worker. ``resumed`` marks the re-run of the
     first items of a crashed chunk: its future is already running."""
 
-    __slots__ = ("chunk", "crash_error", "flat", "fn", "fut", "payload", "requeued", "resumed", "timeout", "what")
+    __slots__ = ("chunk", "crash_error", "exact_from", "flat", "fn", "fut", "payload", "requeued", "resumed", "timeout", "what")
 
     def __init__(self, fut: Future[Any], payload: bytes, fn: Any, what: Any, timeout: float | None, chunk: list[Any] | None = None) -> None:
         self.fut = fut
@@ -446,6 +459,7 @@ class _Task:
         self.timeout = timeout
         self.chunk = chunk
         self.flat = False  # the chunk holds the items themselves, not argument tuples
+        self.exact_from = len(chunk) if chunk is not None else 0  # items from here on run with exact progress
         self.resumed = False
         self.requeued = 0  # times its worker died before reading it
         self.crash_error: WorkerCrashedError | None = None
@@ -896,10 +910,21 @@ class ProcessExecutor(BaseExecutor):
     def _chunk_crashed(self, task: _Task, worker: _Worker, how: str, exitcode: int | None, index: int) -> None:
         assert task.chunk is not None
         index = min(max(0, index), len(task.chunk) - 1)
+        if index < task.exact_from:
+            # only the block that was running is known: run the chunk again with
+            # exact positions from that block on, to find the item that crashes
+            logger.warning("unifex: %s during a map batch of %s; running the batch again to find the item", how, task.describe())
+            locate = _Task(task.fut, _dumps_chunk(task.fn, task.chunk, task.flat, index), task.fn, None, None, task.chunk)
+            locate.flat = task.flat
+            locate.exact_from = index
+            locate.resumed = True
+            locate.crash_error = task.crash_error
+            self._queue.appendleft(locate)
+            return
         item = task._args(index) if task.chunk else ()
         error = WorkerCrashedError(f"{how} while running {describe_call(task.fn, item)}; the executor replaced it", worker.pid, exitcode)
         if index == 0:
-            task.fut.try_set_result(([], task.crash_error or error))
+            task.fut.try_set_result(([], error))
             return
         # the results before the crashed item died with the worker: run them again
         head = task.chunk[:index]
