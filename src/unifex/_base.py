@@ -25,6 +25,7 @@ from typing_extensions import ParamSpec
 from . import _wait
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future, _DoneQueue
+from ._share import Shared
 
 __all__ = ["BaseExecutor", "Timer", "check_size", "run_chunk", "run_items", "run_task"]
 
@@ -234,6 +235,17 @@ class BaseExecutor(abc.ABC):
         """Cancel queued tasks, stop running ones where the model can, fail their
         futures with ``TerminatedError``. Called once."""
 
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+        """Hand one ``map`` batch to the workers; called with the state lock held.
+
+        ``batch`` holds the items themselves when ``flat`` (one iterable), else
+        argument tuples; ``start`` is the position of its first item in the
+        whole ``map``, for messages. The future's result is ``(results, error)``
+        as :func:`run_items` / :func:`run_chunk` return it. Backends that ship
+        batches their own way override this; the default runs the batch as one
+        ordinary task."""
+        self._dispatch(fut, run_items if flat else run_chunk, (fn, batch), {}, None)
+
     def _default_chunksize(self, hint: int | None) -> int:
         """Inputs per batch for ``map(chunksize=None)``; ``hint`` is the input
         length when known. Cheap-to-send kinds keep 1."""
@@ -335,6 +347,18 @@ class BaseExecutor(abc.ABC):
         if chunksize == 1:
             return _MapRun(self, fn, inputs, in_flight, end, ordered, None).run()
         return _MapRun(self, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk).run()
+
+    def share(self, obj: T) -> Shared[T]:
+        """A handle to ``obj`` that tasks receive as an ordinary argument and
+        read with ``handle.value``; each worker resolves it once and caches it."""
+        if self._state:
+            raise self._closed_error()
+        return self._share(obj)
+
+    def _share(self, obj: T) -> Shared[T]:
+        """In-process kinds share the object itself; ``process`` and ``dask``
+        override this."""
+        return Shared(obj)
 
     def close(self, wait: bool = True) -> None:
         """No new work; with ``wait``, return when every accepted task (and its
@@ -446,6 +470,7 @@ class _MapRun:
         self.done_queue = None if ordered else _DoneQueue(ex)
         self.pending: deque[Future[Any]] = deque()
         self.exhausted = False
+        self.position = 0  # of the next input in the whole map
         self._fill(in_flight)  # start work at call time, like concurrent.futures
 
     def _fill(self, target: int) -> None:
@@ -466,7 +491,8 @@ class _MapRun:
                 if self.runner is None:
                     ex._dispatch(fut, self.fn, item, {}, None)
                 else:
-                    ex._dispatch(fut, self.runner, (self.fn, item), {}, None)
+                    ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
+            self.position += len(item) if self.runner is not None else 1
             pending.append(fut)
 
     def _remaining(self) -> float | None:
