@@ -1,0 +1,193 @@
+"""The lazy, bounded ``map`` every kind shares, written once on top of the
+backend hooks ``_dispatch`` (one task per input) and ``_dispatch_batch``
+(a batch of inputs per task), and the batch runners that workers execute."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import _wait
+from ._future import Future, _DoneQueue
+
+if TYPE_CHECKING:
+    from ._base import BaseExecutor
+
+__all__ = ["map_", "run_chunk", "run_items"]
+
+T = TypeVar("T")
+
+
+def map_(
+    ex: BaseExecutor,
+    fn: Callable[..., T],
+    iterables: tuple[Iterable[Any], ...],
+    timeout: float | None,
+    chunksize: int | None,
+    ordered: bool,
+    buffersize: int | None,
+) -> Iterator[T]:
+    """``Executor.map``; see its docstring."""
+    from ._base import check_size, check_timeout
+
+    if not iterables:
+        raise TypeError("map() needs at least one iterable")
+    check_size(chunksize, "chunksize")
+    check_size(buffersize, "buffersize")
+    timeout = check_timeout(timeout) if timeout is not None else None
+    if ex._state:
+        raise ex._closed_error()
+    end = None if timeout is None else _wait.now() + timeout
+    if chunksize is None:
+        hint = None
+        if all(hasattr(it, "__len__") for it in iterables):
+            hint = min(len(it) for it in iterables)  # type: ignore[arg-type]
+        chunksize = ex._default_chunksize(hint)
+    if buffersize is None:
+        buffersize = 4 * ex.size * chunksize
+    chunksize = min(chunksize, buffersize)
+    in_flight = max(1, buffersize // chunksize)
+    if chunksize > 1 and len(iterables) == 1:
+        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items).run()
+    inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
+    if chunksize == 1:
+        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None).run()
+    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk).run()
+
+
+def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[T], BaseException | None]:
+    """Run ``fn`` over a chunk of argument tuples; stop at the first error and
+    return the results before it with that error, so ``map`` raises it at its
+    position."""
+    results: list[T] = []
+    append = results.append
+    try:
+        for args in chunk:
+            append(fn(*args))
+    except Exception as exc:
+        return results, exc
+    return results, None
+
+
+def run_items(fn: Callable[[Any], T], items: list[Any]) -> tuple[list[T], BaseException | None]:
+    """:func:`run_chunk` for ``map`` over one iterable: the chunk holds the
+    items themselves, not 1-tuples (cheaper to build, send and run)."""
+    results: list[T] = []
+    append = results.append
+    try:
+        for item in items:
+            append(fn(item))
+    except Exception as exc:
+        return results, exc
+    return results, None
+
+
+def _batched(it: Iterator[Any], n: int) -> Iterator[list[Any]]:
+    while True:
+        chunk = list(itertools.islice(it, n))
+        if not chunk:
+            return
+        yield chunk
+
+
+class _MapRun:
+    """One ``map`` call: keeps ``in_flight`` tasks submitted and yields results."""
+
+    def __init__(
+        self, ex: BaseExecutor, fn: Callable[..., Any], inputs: Iterator[Any], in_flight: int, end: float | None, ordered: bool, runner: Any
+    ) -> None:
+        self.ex = ex
+        self.fn = fn
+        self.inputs = inputs
+        self.in_flight = in_flight
+        self.end = end
+        self.runner = runner  # None: one task per input; else run_chunk / run_items over a batch
+        self.done_queue = None if ordered else _DoneQueue(ex)
+        self.pending: deque[Future[Any]] = deque()
+        self.exhausted = False
+        self.position = 0  # of the next input in the whole map
+        self._fill(in_flight)  # start work at call time, like concurrent.futures
+
+    def _fill(self, target: int) -> None:
+        pending = self.pending
+        ex = self.ex
+        while len(pending) < target and not self.exhausted:
+            try:
+                item = next(self.inputs)
+            except StopIteration:
+                self.exhausted = True
+                return
+            fut: Future[Any] = Future(ex)
+            if self.done_queue is not None:
+                fut._callbacks = [self.done_queue]
+            with ex._state_lock:
+                if ex._state:
+                    raise ex._closed_error()
+                if self.runner is None:
+                    ex._dispatch(fut, self.fn, item, {}, None)
+                else:
+                    ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
+            self.position += len(item) if self.runner is not None else 1
+            pending.append(fut)
+
+    def _remaining(self) -> float | None:
+        if self.end is None:
+            return None
+        return max(0.0, self.end - _wait.now())
+
+    def run(self) -> Iterator[Any]:
+        if self.runner is None:
+            return self._results()
+        # batches: chain the result lists in C, so no Python frame runs per result
+        batches = self._results()
+        results: _ChainedResults = _ChainedResults.from_iterable(batches)  # type: ignore[assignment]
+        results._batches = batches
+        return results
+
+    def _results(self) -> Iterator[Any]:
+        """Each task's result in order (or completion order); for batches, each
+        batch's result list, then its error if it stopped at one."""
+        pending = self.pending
+        queue = self.done_queue
+        chunked = self.runner is not None
+        try:
+            while pending:
+                if queue is None:
+                    fut = pending[0]
+                    try:
+                        result = fut.result(self._remaining())
+                    except TimeoutError:
+                        if fut.done():
+                            raise
+                        raise TimeoutError("map() did not finish within its timeout") from None
+                    pending.popleft()
+                else:
+                    fut = queue.get(self._remaining())
+                    if fut is None:
+                        raise TimeoutError("map() did not finish within its timeout")
+                    pending.remove(fut)
+                    result = fut.result()
+                self._fill(self.in_flight)
+                if chunked:
+                    results, exc = result
+                    yield results
+                    if exc is not None:
+                        raise exc
+                else:
+                    yield result
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+class _ChainedResults(itertools.chain):  # type: ignore[type-arg]
+    """The results of a batched ``map``: ``itertools.chain`` over the batches'
+    result lists, with ``close()`` like a generator's (cancels what has not run)."""
+
+    __slots__ = ("_batches",)
+    _batches: Any
+
+    def close(self) -> None:
+        self._batches.close()
