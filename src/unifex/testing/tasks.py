@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -244,3 +245,11 @@ def condition_arrive(cond: Any, state: MutableMapping[str, Any], timeout: float 
                 return False
             cond.wait(remaining)
         return True
+
+
+def spin(seconds: float, value: Any = None) -> Any:
+    """Compute (never yield, never sleep) for ``seconds`` of wall time, then return ``value``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return value
