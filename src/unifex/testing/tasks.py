@@ -253,3 +253,16 @@ def spin(seconds: float, value: Any = None) -> Any:
     while time.monotonic() < end:
         pass
     return value
+
+
+def arrive_then_sleep_until_all(lock: Any, shared: MutableMapping[str, int], n: int, step: float = 0.05) -> int:
+    """Count this task in, then ``unifex.sleep(step)`` until ``n`` tasks have
+    (at most about 60 s); return how many had. Sleeping tasks that cannot
+    overlap never see all ``n``."""
+    with lock:
+        shared["n"] = shared.get("n", 0) + 1
+    for _ in range(int(60 / step)):
+        if shared["n"] >= n:
+            break
+        unifex.sleep(step)
+    return shared["n"]
