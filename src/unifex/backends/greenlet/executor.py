@@ -63,12 +63,6 @@ class GreenletExecutor(BaseExecutor):
     def default_size(cls) -> int:
         return 100
 
-    @classmethod
-    def test_configurations(cls) -> list[tuple[str, dict[str, Any]]]:
-        # FIFO and a shuffled order must both honour the contract. Not the
-        # virtual clock: the suite rightly checks that real sleeps take real time.
-        return [("greenlet", {}), ("greenlet-seed", {"seed": 20240601})]
-
     @property
     def seed(self) -> int | None:
         return self._loop.seed
