@@ -102,7 +102,7 @@ class GreenletExecutor(BaseExecutor):
             self._active[task] = None
             loop = self._loop
             loop.ready.append(task)
-            if loop.blocker is not None:  # submitted by a gevent greenlet while the loop blocks in gevent
+            if loop.blockers:  # submitted by a gevent greenlet while the loop blocks in gevent
                 loop.signal()
         else:
             self._pending.append(task)

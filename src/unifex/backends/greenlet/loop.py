@@ -183,7 +183,7 @@ class _TaskWaiter:
             if task.waiter is self:
                 task.waiter = None
                 loop.ready.append(task)
-                if loop.blocker is not None:  # notified by a gevent greenlet while the loop blocks in gevent
+                if loop.blockers:  # notified by a gevent greenlet while the loop blocks in gevent
                     loop.signal()
         else:
             loop.post(loop.wake, self)
@@ -216,7 +216,7 @@ class _DriverWaiter:
             return
         self.notified = True
         loop = self.loop
-        if loop.blocker is not None:  # the loop blocks: wake it (from another thread, or a gevent greenlet)
+        if loop.blockers:  # the loop blocks: wake it (from another thread, or a gevent greenlet)
             loop.signal()
 
     def wait(self, timeout: float | None) -> bool:
@@ -242,6 +242,11 @@ class _Loop:
     """The scheduler of one OS thread, shared by its greenlet executors; also
     that thread's wait context (see :mod:`unifex._wait`)."""
 
+    #: stays the thread's top wait context when a gevent executor comes after it:
+    #: the loop blocks through the context below it and hands gevent's greenlets
+    #: their own waits, so both kinds run in either order
+    drives_below = True
+
     def __init__(self, seed: int | None, clock: str) -> None:
         self.ident = _get_ident()
         self.seed = seed
@@ -256,7 +261,9 @@ class _Loop:
         self.seq = itertools.count()
         self.executors: dict[GreenletExecutor, None] = {}
         self.foreign = 0  # waits in progress on something outside this loop
-        self.blocker: _wait.Waiter | None = None  # set while the thread blocks
+        # the waiters of the drivers blocked in the context below (several when gevent greenlets drive too);
+        # a tuple replaced whole, so other threads read it without a lock
+        self.blockers: tuple[_wait.Waiter, ...] = ()
         self.idle: list[Any] = []  # worker greenlets waiting for a task
         self.dead = False
 
@@ -362,8 +369,7 @@ class _Loop:
         self.signal()
 
     def signal(self) -> None:
-        blocker = self.blocker
-        if blocker is not None:
+        for blocker in self.blockers:
             blocker.notify()
 
     def drain(self) -> None:
@@ -382,24 +388,33 @@ class _Loop:
                 return contexts[i - 1]
         return _wait.THREAD
 
-    def _not_ours(self, g: Any) -> _wait.WaitContext | None:
+    def _not_ours(self, g: Any, source: object) -> _wait.WaitContext | None:
         """Where a wait in a non-task greenlet ``g`` should go instead of this loop."""
         if self.dead:
             if self in _wait._local.contexts:
                 _wait.remove_context(self)
             return _wait.current()
         if g.parent is not None:
-            # a gevent greenlet of a gevent executor in this thread: leave it to gevent's context
+            # A gevent greenlet of a gevent executor in this thread: its own waits
+            # (sleeps, gevent futures) go to gevent's context. A wait on this loop's
+            # futures or helpers drives the loop like the caller does (it blocks
+            # through gevent's context, so the hub runs meanwhile): the loop may
+            # have been made inside this very gevent task, with no other driver.
             gevent = sys.modules.get("gevent")
-            if gevent is not None and isinstance(g, gevent.Greenlet):
+            if gevent is not None and isinstance(g, gevent.Greenlet) and not self._drives(source):
                 return self.below()
         return None
+
+    def _drives(self, source: object) -> bool:
+        """Whether a wait on ``source`` in a gevent greenlet drives this loop:
+        the source is this loop's, or a wait on futures of several owners."""
+        return self.internal(source) or (type(source) is _DoneQueue and source._owner is None)
 
     def waiter(self, source: object) -> _wait.Waiter:
         g = getcurrent()
         if type(g) is _TaskGreenlet:
             return _TaskWaiter(g._unifex_task, source)
-        other = self._not_ours(g)
+        other = self._not_ours(g, source)
         if other is not None:
             return other.waiter(source)
         return _DriverWaiter(self, source)
@@ -418,7 +433,7 @@ class _Loop:
                 return
             self.park(task, _TaskWaiter(task, None), seconds, False)
             return
-        other = self._not_ours(g)
+        other = self._not_ours(g, None)
         if other is not None:
             other.sleep(seconds)
         elif seconds <= 0:
@@ -480,6 +495,7 @@ class _Loop:
                 until = deadline
             if until is None:
                 if self.foreign == 0:
+                    self.signal()  # other drivers blocked in gevent look again (and find the deadlock too)
                     raise self.deadlock(waiter)
                 self.block(waiter, None)
             elif virtual and self.foreign == 0:
@@ -504,13 +520,13 @@ class _Loop:
         """Nothing to run: block the thread until another thread posts, the
         caller is notified, or ``seconds`` pass."""
         blocker = self.below().waiter(self)
-        self.blocker = blocker
+        self.blockers = (*self.blockers, blocker)
         start = _monotonic()
         try:
             if not self.inbox and not waiter.notified:  # re-check: a notify may have come before blocker was set
                 blocker.wait(seconds)
         finally:
-            self.blocker = None
+            self.blockers = tuple(b for b in self.blockers if b is not blocker)
             if self.virtual:
                 self.vnow += _monotonic() - start
 
