@@ -11,6 +11,10 @@ Its factory may declare:
   when the kind should be tested under several option sets (``process``: one
   per start method).
 
+Configurations that need test infrastructure the product must not carry (the
+``dask`` kind's shared cluster) are registered here instead, with
+:func:`register_test_configurations`; they take precedence over the factory's.
+
 Capabilities:
 
 ``concurrent``
@@ -34,15 +38,35 @@ Capabilities:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from .._registry import backends, get_factory
 
-__all__ = ["CAPABILITIES", "KindConfig", "configurations", "wait_until"]
+__all__ = ["CAPABILITIES", "KindConfig", "configurations", "register_test_configurations", "wait_until"]
 
 CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
+
+
+#: kind -> a function returning its test configurations ``[(id, options), ...]``
+_TEST_CONFIGURATIONS: dict[str, Callable[[], list[tuple[str, dict[str, Any]]]]] = {}
+
+
+def register_test_configurations(kind: str, fn: Callable[[], list[tuple[str, dict[str, Any]]]]) -> None:
+    """Test ``kind`` under the configurations ``fn()`` returns (called when the
+    suite collects), instead of its factory's ``test_configurations()``."""
+    _TEST_CONFIGURATIONS[kind] = fn
+
+
+def _dask_configurations() -> list[tuple[str, dict[str, Any]]]:
+    from . import dask_cluster
+
+    return dask_cluster.configurations()
+
+
+register_test_configurations("dask", _dask_configurations)
 
 
 @attrs.frozen
@@ -72,7 +96,7 @@ def configurations(kinds: str | None = None) -> list[KindConfig]:
             continue
         factory = get_factory(kind)
         caps = frozenset(getattr(factory, "capabilities", frozenset()))
-        configs = getattr(factory, "test_configurations", None)
+        configs = _TEST_CONFIGURATIONS.get(kind) or getattr(factory, "test_configurations", None)
         variants: list[tuple[str, dict[str, Any]]] = list(configs()) if callable(configs) else [(kind, {})]
         for config_id, options in variants:
             result.append(KindConfig(config_id, kind, dict(options), caps))
