@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex._bench import FAMILIES, WORKLOAD_NAMES, family_of
+from unifex.bench import FAMILIES, WORKLOAD_NAMES, family_of
 
 
 def _bench(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

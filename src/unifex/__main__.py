@@ -60,7 +60,7 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import _bench
+    from . import bench as _bench
 
     kinds = _kinds(parser, args.kinds)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
