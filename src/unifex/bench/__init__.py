@@ -38,7 +38,7 @@ from .subjects import (
     open_family,
     raw_supports,
 )
-from .workloads import WORKLOAD_NAMES, WORKLOADS, Params, Workload, env_quick, params_for
+from .workloads import WORKLOAD_NAMES, WORKLOADS, Params, Workload, available_workloads, env_quick, params_for
 
 __all__ = (
     "FAMILIES",
@@ -58,6 +58,7 @@ __all__ = (
     "Subject",
     "UnifexSubject",
     "Workload",
+    "available_workloads",
     "env_quick",
     "family_of",
     "machine_info",

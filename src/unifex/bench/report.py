@@ -15,7 +15,7 @@ from typing import Any
 import unifex
 
 from .subjects import RAW
-from .workloads import TIMES, WORKLOAD_NAMES, WORKLOADS, Params, by_name
+from .workloads import TIMES, WORKLOADS, Params, Workload, by_name
 
 __all__ = [
     "Cell",
@@ -67,6 +67,13 @@ class Report:
     raws: dict[str, dict[str, Column]] = field(default_factory=dict)
     params: dict[str, Params] = field(default_factory=dict)
     elapsed: float = 0.0
+    #: workload -> why it was not run (an optional module is missing)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def workloads(self) -> tuple[Workload, ...]:
+        """The workloads this run measured, in table order."""
+        return tuple(w for w in WORKLOADS if w.name not in self.skipped)
 
     def value(self, column: Column, workload: str) -> float | None:
         cell = column.cells.get(workload)
@@ -88,15 +95,15 @@ class Report:
         """``kind/workload`` for every unifex cell that has no number."""
         out = []
         for kind, column in self.kinds.items():
-            for w in WORKLOAD_NAMES:
-                if self.value(column, w) is None:
-                    out.append(f"{kind}/{w}")
+            for w in self.workloads:
+                if self.value(column, w.name) is None:
+                    out.append(f"{kind}/{w.name}")
         return out
 
     def to_json(self) -> dict[str, Any]:
         def cells(column: Column, ratios: bool) -> dict[str, Any]:
             out: dict[str, Any] = {}
-            for w in WORKLOADS:
+            for w in self.workloads:
                 cell = column.cells.get(w.name)
                 if cell is None:
                     continue
@@ -123,8 +130,9 @@ class Report:
             "ratio": "unifex seconds per round / raw library seconds per round, measured side by side; below 1 unifex is faster",
             "workloads": {
                 w.name: {"unit": w.unit, "higher_is_better": w.higher_is_better, "description": {fam: w.describe(p) for fam, p in self.params.items()}}
-                for w in WORKLOADS
+                for w in self.workloads
             },
+            "skipped_workloads": dict(self.skipped),
             "params": {fam: vars(p) for fam, p in self.params.items()},
             "kinds": {
                 k: {"family": c.family, "size": c.size, "error": c.error, "raw": list(c.raws), "results": cells(c, True)} for k, c in self.kinds.items()
@@ -210,7 +218,7 @@ def render_table(report: Report) -> Any:
         size = f" (size {column.size})" if column.size is not None else ""
         table.add_column(f"{kind}{size}", justify="right")
     first = next(iter(report.params.values()), None)
-    for w in WORKLOADS:
+    for w in report.workloads:
         label = w.describe(first) if first is not None else w.name
         better = "higher" if w.higher_is_better else "lower"
         table.add_row(f"{label}\n[dim]{w.unit}, {better} is better[/dim]", *(cell_text(report, k, w.name) for k in report.kinds))
@@ -223,7 +231,7 @@ def markdown_table(report: Report) -> str:
     kinds = list(report.kinds)
     head = "| workload | " + " | ".join(f"{k} (size {report.kinds[k].size})" for k in kinds) + " |"
     rows = [head, "|" + "---|" * (len(kinds) + 1)]
-    for w in WORKLOADS:
+    for w in report.workloads:
         cells = [cell_text(report, k, w.name).replace("\n", "<br>") for k in kinds]
         rows.append(f"| {w.describe(first)} ({w.unit}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .report import Cell, Column, Report
 from .subjects import Family, Subject, brief, family_of, open_family
-from .workloads import WORKLOADS, Params, Workload, params_for, perf
+from .workloads import Params, Workload, available_workloads, params_for, perf
 
 __all__ = ["ProgressFn", "machine_info", "plan", "run", "total_steps"]
 
@@ -70,14 +70,14 @@ def total_steps(kinds: Sequence[str], quick: bool) -> int:
     steps = 0
     for fam, fam_kinds, p in plan(kinds, quick):
         subjects = len(fam_kinds) + len(fam.raws)
-        steps += 1 + sum(w.rounds(p) for w in WORKLOADS) * subjects
+        steps += 1 + sum(w.rounds(p) for w in available_workloads()[0]) * subjects
     return steps
 
 
 def run(kinds: Sequence[str], quick: bool = False, progress: ProgressFn | None = None) -> Report:
     """Measure ``kinds`` on every workload beside their raw libraries."""
     began = perf()
-    report = Report(quick=quick, machine=machine_info())
+    report = Report(quick=quick, machine=machine_info(), skipped=available_workloads()[1])
     say: ProgressFn = progress or (lambda description, advance: None)
     for fam, fam_kinds, p in plan(kinds, quick):
         report.params[fam.name] = p
@@ -101,7 +101,7 @@ def _run_family(report: Report, fam: Family, kinds: list[str], p: Params, say: P
             columns[name].size = size
         broken = session.broken
         alive = {s.name: s for s in session.subjects}
-        for w in WORKLOADS:
+        for w in report.workloads:
             rounds = w.rounds(p)
             for r in range(rounds):
                 # alternate the order so a drift in machine load does not favour one side

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib
+import importlib.util
 import logging
 import math
 import os
@@ -25,16 +27,20 @@ import unifex
 from .workloads import (
     WORKLOAD_NAMES,
     Params,
+    array_sum,
+    by_name,
     dask_dict_ops,
     dask_lock_ops,
     dask_queue_ops,
     dict_ops,
     distributed_module,
+    large_arrays,
     lock_ops,
     noop,
     noop_arg,
     perf,
     queue_ops,
+    release_large_arrays,
     spin,
     square,
     square_chunk,
@@ -97,19 +103,22 @@ class ExecutorRounds:
         deque(self.target.map(square, range(p.map_tasks), timeout=p.limit), maxlen=0)
         return perf() - start
 
-    def _fan_out(self, fn: Callable[[Any], Any], arg: Any, n: int, limit: float) -> float:
+    def _fan_out(self, fn: Callable[[Any], Any], args: Sequence[Any], limit: float) -> float:
         submit = self.target.submit
         start = perf()
-        futs = [submit(fn, arg) for _ in range(n)]
+        futs = [submit(fn, arg) for arg in args]
         for f in futs:
             f.result(limit)
         return perf() - start
 
     def _io(self, p: Params) -> float:
-        return self._fan_out(type(self).sleep, p.io_sleep, p.io_tasks, p.limit)
+        return self._fan_out(type(self).sleep, [p.io_sleep] * p.io_tasks, p.limit)
 
     def _cpu(self, p: Params) -> float:
-        return self._fan_out(spin, p.cpu_loop, p.cpu_tasks, p.limit)
+        return self._fan_out(spin, [p.cpu_loop] * p.cpu_tasks, p.limit)
+
+    def _large(self, p: Params) -> float:
+        return self._fan_out(array_sum, large_arrays(p), p.limit)
 
 
 class UnifexSubject(ExecutorRounds, Subject):
@@ -251,11 +260,12 @@ class ProcessPoolSubject(ThreadPoolSubject):
 
 
 class MultiprocessingPoolSubject(RawSubject):
-    """``multiprocessing.Pool``: ``apply_async`` and ``map`` with its default chunking."""
+    """``multiprocessing.Pool``: ``apply_async`` and ``map`` with its default
+    chunking; large arrays one per task (``chunksize=1``)."""
 
     name = "multiprocessing.Pool"
     label = "mp.Pool"
-    supported = frozenset({"overhead", "map"})
+    supported = frozenset({"overhead", "map", "large"})
 
     def __init__(self, size: int, client: Any = None) -> None:
         self.size = size
@@ -274,6 +284,12 @@ class MultiprocessingPoolSubject(RawSubject):
     def _map(self, p: Params) -> float:
         start = perf()
         self.pool.map_async(square, range(p.map_tasks)).get(p.limit)
+        return perf() - start
+
+    def _large(self, p: Params) -> float:
+        arrays = large_arrays(p)
+        start = perf()
+        self.pool.map_async(array_sum, arrays, chunksize=1).get(p.limit)
         return perf() - start
 
     def close(self, broken: bool) -> None:
@@ -319,11 +335,11 @@ class GeventPoolSubject(RawSubject):
             self.pool.map(square, range(p.map_tasks))
             return perf() - start
 
-    def _fan_out(self, fn: Callable[[Any], Any], arg: Any, n: int, p: Params) -> float:
+    def _fan_out(self, fn: Callable[[Any], Any], args: Sequence[Any], p: Params) -> float:
         spawn = self.pool.spawn
         with self._timeout(p):
             start = perf()
-            greenlets = [spawn(fn, arg) for _ in range(n)]
+            greenlets = [spawn(fn, arg) for arg in args]
             for g in greenlets:
                 g.get()
             return perf() - start
@@ -331,10 +347,13 @@ class GeventPoolSubject(RawSubject):
     def _io(self, p: Params) -> float:
         import gevent
 
-        return self._fan_out(gevent.sleep, p.io_sleep, p.io_tasks, p)
+        return self._fan_out(gevent.sleep, [p.io_sleep] * p.io_tasks, p)
 
     def _cpu(self, p: Params) -> float:
-        return self._fan_out(spin, p.cpu_loop, p.cpu_tasks, p)
+        return self._fan_out(spin, [p.cpu_loop] * p.cpu_tasks, p)
+
+    def _large(self, p: Params) -> float:
+        return self._fan_out(array_sum, large_arrays(p), p)
 
     def _one(self, fn: Callable[..., float], *args: Any, p: Params) -> float:
         with self._timeout(p):
@@ -408,6 +427,16 @@ class DaskClientSubject(RawSubject):
         self._wait(self.client.map(spin, [p.cpu_loop] * p.cpu_tasks, pure=False), p)
         return perf() - start
 
+    def _large(self, p: Params) -> float:
+        # dask's idiom for large data: scatter it to the workers, then map over it
+        arrays = large_arrays(p)
+        start = perf()
+        data = self.client.scatter(arrays, hash=False)
+        self._wait(self.client.map(array_sum, data, pure=False), p)
+        elapsed = perf() - start
+        self.client.cancel(data)
+        return elapsed
+
     def _one(self, fn: Callable[[str, int], float], p: Params) -> float:
         self._seq += 1
         name = f"unifex-bench-{os.getpid()}-{self._seq}"
@@ -423,6 +452,39 @@ class DaskClientSubject(RawSubject):
         return self._one(dask_dict_ops, p)
 
 
+class JoblibSubject(RawSubject):
+    """``joblib.Parallel(n_jobs=size)`` (loky workers; arrays over 1 MB go by
+    memory-mapped file): only the large-array workload, where that matters."""
+
+    name = "joblib"
+    label = "joblib"
+    supported = frozenset({"large"})
+
+    def __init__(self, size: int, client: Any = None) -> None:
+        self.size = size
+        self._joblib = importlib.import_module("joblib")
+        self._parallel: Any = None
+
+    def warm_up(self, p: Params) -> None:
+        # entered once, so every round reuses the same workers and memmap folder
+        self._parallel = self._joblib.Parallel(n_jobs=self.size, timeout=p.limit)
+        self._parallel.__enter__()
+        self._parallel(self._joblib.delayed(noop_arg)(i) for i in range(2 * self.size))
+
+    def _large(self, p: Params) -> float:
+        arrays, delayed = large_arrays(p), self._joblib.delayed
+        start = perf()
+        self._parallel(delayed(array_sum)(a) for a in arrays)
+        return perf() - start
+
+    def close(self, broken: bool) -> None:
+        if self._parallel is not None:
+            self._parallel.__exit__(None, None, None)
+        # loky keeps its workers for the next Parallel: stop them with the run
+        loky = importlib.import_module("joblib.externals.loky")
+        loky.get_reusable_executor(max_workers=self.size).shutdown(wait=not broken, kill_workers=True)
+
+
 #: raw library -> its subject class, made with ``(size, dask_client)``
 RAW_CLASSES: dict[str, type[RawSubject]] = {
     "ThreadPoolExecutor": ThreadPoolSubject,
@@ -430,6 +492,7 @@ RAW_CLASSES: dict[str, type[RawSubject]] = {
     "multiprocessing.Pool": MultiprocessingPoolSubject,
     "gevent.pool.Pool": GeventPoolSubject,
     "dask client": DaskClientSubject,
+    "joblib": JoblibSubject,
 }
 
 
@@ -449,7 +512,8 @@ RAW: dict[str, RawInfo] = {
     "ProcessPoolExecutor": RawInfo("PPE", "concurrent.futures.ProcessPoolExecutor (map: multiprocessing's chunk size)"),
     "multiprocessing.Pool": RawInfo("mp.Pool", "multiprocessing.Pool (apply_async, map)"),
     "gevent.pool.Pool": RawInfo("gevent.Pool", "gevent.pool.Pool (also the nearest raw library for greenlet)"),
-    "dask client": RawInfo("client", "distributed client.submit / client.map (map in chunks) on the same cluster"),
+    "dask client": RawInfo("client", "distributed client.submit / client.map (map in chunks, large arrays scattered) on the same cluster"),
+    "joblib": RawInfo("joblib", "joblib.Parallel (loky; large arrays only)"),
 }
 
 
@@ -468,7 +532,8 @@ class Family:
 # contexts, and a benchmark should measure each kind alone in its thread.
 FAMILIES: dict[str, Family] = {
     "threads": Family("threads", "light", ("ThreadPoolExecutor",)),
-    "process": Family("process", "process", ("ProcessPoolExecutor", "multiprocessing.Pool")),
+    # joblib is optional: the large-array row compares process with it where it is installed
+    "process": Family("process", "process", ("ProcessPoolExecutor", "multiprocessing.Pool", *(("joblib",) if importlib.util.find_spec("joblib") else ()))),
     "gevent": Family("gevent", "light", ("gevent.pool.Pool",)),
     "greenlet": Family("greenlet", "light", ("gevent.pool.Pool",)),
     "dask": Family("dask", "dask", ("dask client",)),
@@ -548,8 +613,11 @@ def open_family(family: Family, kinds: Sequence[str], p: Params) -> Iterator[Fam
                 continue
             session.sizes[raw] = size
             _start(session, raw_subject, p)
+        if by_name("large").missing() is None:
+            large_arrays(p)  # made now, so no timed round pays for it
         yield session
     finally:
+        release_large_arrays()
         for subject in reversed(session.subjects):
             try:
                 subject.close(subject.name in session.broken)

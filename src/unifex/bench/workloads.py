@@ -7,6 +7,7 @@ workers; nothing here imports an optional library at import time.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,10 @@ __all__ = [
     "WORKLOAD_NAMES",
     "Params",
     "Workload",
+    "array_sum",
+    "available_workloads",
+    "large_arrays",
+    "release_large_arrays",
     "dict_ops",
     "env_quick",
     "lock_ops",
@@ -134,6 +139,34 @@ def dask_dict_ops(name: str, n: int) -> float:
     return perf() - start
 
 
+def array_sum(a: Any) -> float:
+    """The task of the large-array workload: all the work is receiving ``a``."""
+    return float(a.sum())
+
+
+#: (tasks, MB) -> the arrays of the large-array workload, made once per run
+_ARRAYS: dict[tuple[int, int], list[Any]] = {}
+
+
+def large_arrays(p: Params) -> list[Any]:
+    """``p.large_tasks`` distinct float64 arrays of ``p.large_mb`` MB each, made
+    on first use and kept until ``release_large_arrays`` (so no round pays for
+    making them). Needs numpy: callers check ``Workload.missing`` first."""
+    key = (p.large_tasks, p.large_mb)
+    arrays = _ARRAYS.get(key)
+    if arrays is None:
+        import numpy
+
+        n = p.large_mb * 2**20 // 8
+        arrays = _ARRAYS[key] = [numpy.full(n, float(i + 1)) for i in range(p.large_tasks)]
+    return arrays
+
+
+def release_large_arrays() -> None:
+    """Drop the arrays of the large-array workload (hundreds of MB in a full run)."""
+    _ARRAYS.clear()
+
+
 # -- workloads and their sizes ----------------------------------------------------
 
 
@@ -148,8 +181,11 @@ class Params:
     cpu_tasks: int
     cpu_loop: int
     ops: int
+    large_tasks: int
+    large_mb: int
     rounds: int
     map_rounds: int
+    large_rounds: int
     #: seconds any single wait may take before the cell is marked as failed
     limit: float
 
@@ -175,8 +211,11 @@ def params_for(cost: str, quick: bool) -> Params:
             cpu_tasks=4,
             cpu_loop=10_000,
             ops=max(5, int(500 * scale)),
+            large_tasks=8,
+            large_mb=8,
             rounds=1,
             map_rounds=1,
+            large_rounds=1,
             limit=30.0,
         )
     return Params(
@@ -187,9 +226,13 @@ def params_for(cost: str, quick: bool) -> Params:
         cpu_tasks=8,
         cpu_loop=100_000,
         ops=max(20, int(5_000 * scale)),
+        large_tasks=8,
+        large_mb=64,
         rounds=5,
         # a raw dask map round takes seconds (dask serialises list results item by item)
         map_rounds=2 if cost == "dask" else 3,
+        # a round ships 512 MB: seconds for some process pools
+        large_rounds=3,
         limit=60.0,
     )
 
@@ -209,6 +252,16 @@ class Workload:
     metric: str
     unit: str
     describe: Callable[[Params], str]
+    #: the field of ``Params`` that says how many rounds to take
+    rounds_field: str = "rounds"
+    #: an optional module the workload needs; without it the workload is skipped
+    needs: str | None = None
+
+    def missing(self) -> str | None:
+        """Why this workload cannot run here (its module is not installed), or None."""
+        if self.needs is None or importlib.util.find_spec(self.needs) is not None:
+            return None
+        return f"{self.needs} is not installed (pip install {self.needs})"
 
     def count(self, p: Params) -> int:
         if self.metric == "per_task":
@@ -220,7 +273,7 @@ class Workload:
         return 1
 
     def rounds(self, p: Params) -> int:
-        return p.map_rounds if self.metric == "rate" else p.rounds
+        return int(getattr(p, self.rounds_field))
 
     def value(self, seconds: float, p: Params) -> float:
         """One round's seconds in this workload's display unit."""
@@ -238,9 +291,17 @@ class Workload:
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload("overhead", "per_task", "µs/task", lambda p: "tiny task, submit → result one at a time"),
-    Workload("map", "rate", "tasks/s", lambda p: f"map of {p.map_tasks:,} tiny tasks"),
+    Workload("map", "rate", "tasks/s", lambda p: f"map of {p.map_tasks:,} tiny tasks", rounds_field="map_rounds"),
     Workload("io", "wall", "ms", lambda p: f"I/O fan-out: {p.io_tasks} tasks {TIMES} {p.io_sleep * 1e3:g} ms sleep"),
     Workload("cpu", "wall", "ms", lambda p: f"CPU: {p.cpu_tasks} tasks {TIMES} {p.cpu_loop:,}-step Python loop"),
+    Workload(
+        "large",
+        "wall",
+        "ms",
+        lambda p: f"large arguments: {p.large_tasks} tasks, each sums its own {p.large_mb} MB numpy array",
+        rounds_field="large_rounds",
+        needs="numpy",
+    ),
     Workload("lock", "per_op", "µs/op", lambda p: "lock acquire+release inside a task"),
     Workload("queue", "per_op", "µs/op", lambda p: "queue put+get inside a task"),
     Workload("dict", "per_op", "µs/op", lambda p: "dict set+get inside a task"),
@@ -252,4 +313,10 @@ _WORKLOAD = {w.name: w for w in WORKLOADS}
 def by_name(name: str) -> Workload:
     """The workload called ``name``."""
     return _WORKLOAD[name]
+
+
+def available_workloads() -> tuple[tuple[Workload, ...], dict[str, str]]:
+    """The workloads that can run here, and why each other one cannot."""
+    skipped = {w.name: why for w in WORKLOADS if (why := w.missing()) is not None}
+    return tuple(w for w in WORKLOADS if w.name not in skipped), skipped
 
