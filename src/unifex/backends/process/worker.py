@@ -16,6 +16,7 @@ import threading
 from itertools import starmap
 from typing import Any
 
+from ..._remote import describe_exception, traceback_text
 from .helpers import install_worker
 from .wire import (
     _BLOCK,
@@ -27,12 +28,10 @@ from .wire import (
     _OK,
     _PROTOCOL,
     _chunk_reply,
-    _describe_exception,
     _dumps,
     _exception_reply,
     _loads,
     _result_reply,
-    _traceback_text,
 )
 
 __all__ = ["_worker_main"]
@@ -109,8 +108,8 @@ def _worker_main(
         try:
             message = _loads(data)
         except BaseException as exc:
-            text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
-            send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
+            text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
+            send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
             continue
         del data
         if message[0] == _CALL:
@@ -155,7 +154,7 @@ def _worker_main(
                         progress[slot] = i
                         append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
             except BaseException as exc:
-                error, tb = exc, _traceback_text(exc)
+                error, tb = exc, traceback_text(exc)
                 exc.__traceback__ = None
             try:
                 reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
