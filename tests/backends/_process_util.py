@@ -181,3 +181,16 @@ class ExitsWhenUnpickled:
 
 def return_exits_when_unpickled(_: Any = None) -> ExitsWhenUnpickled:
     return ExitsWhenUnpickled()
+
+
+class SetsWhenCollected:
+    """Sets ``event`` when this copy of it is garbage-collected."""
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+    def __del__(self) -> None:
+        try:
+            self.event.set()
+        except Exception:
+            pass

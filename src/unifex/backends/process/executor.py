@@ -114,6 +114,11 @@ logger = logging.getLogger("unifex")
 KILL_GRACE = 0.25
 
 _DESTINATION = "a worker process"
+#: how often a timeout looks again whether a task its worker got has started
+_START_POLL = 0.02
+#: a task that has not started this long after its timeout (a worker stuck
+#: unpickling it, say) times out anyway
+_START_GRACE = 60.0
 
 _monotonic = time.monotonic
 
@@ -190,7 +195,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("deadline", "dying", "kill_at", "pid", "proc", "result_fd", "results", "retiring", "sent", "sentinel", "slot", "task", "tasks")
+    __slots__ = ("deadline", "dying", "handed", "kill_at", "pid", "proc", "result_fd", "results", "retiring", "sent", "sentinel", "slot", "task", "tasks")
 
     def __init__(self, proc: Any, tasks: multiprocessing.connection.Connection, results: multiprocessing.connection.Connection, slot: int) -> None:
         self.proc = proc
@@ -201,7 +206,8 @@ class _Worker:
         self.sentinel: int = proc.sentinel
         self.slot = slot
         self.task: _Task | None = None
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # when to look at the task's timeout next
+        self.handed = 0.0  # when the task was handed over
         self.sent = 0
         self.retiring = False  # no more tasks: max_tasks_per_worker reached, or closing
         self.dying = False  # killed (timeout, terminate); waiting for its sentinel
@@ -266,6 +272,7 @@ class ProcessExecutor(BaseExecutor):
         self._idle: list[_Worker] = []
         self._poller = select.poll()
         self._free_slots: list[int] = []
+        self._slots = 2 * self.size + 2  # progress slots: live workers and the dying ones
         self._callbacks = CallbackRunner(f"unifex-process-callbacks-{id(self):x}")
         _LIVE.add(self)
 
@@ -444,7 +451,19 @@ class ProcessExecutor(BaseExecutor):
         close_fds = [task_w.fileno(), result_r.fileno(), death_w_fd] if self.start_method == "fork" else []
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(task_r, result_w, death, close_fds, os.getpid(), self.start_method != "forkserver", state.table, slot, state.token, self._init_payload),
+            args=(
+                task_r,
+                result_w,
+                death,
+                close_fds,
+                os.getpid(),
+                self.start_method != "forkserver",
+                state.table,
+                slot,
+                slot + self._slots if slot >= 0 else -1,
+                state.token,
+                self._init_payload,
+            ),
             name=f"unifex-process-worker-{self.start_method}",
         )
         try:
@@ -491,7 +510,10 @@ class ProcessExecutor(BaseExecutor):
                 idle.append(worker)
                 continue
             if worker.slot >= 0:
-                self._shared_state().view[worker.slot] = -1
+                view = self._shared_state().view
+                view[worker.slot] = -1
+                if task.timeout is not None:
+                    view[worker.slot + self._slots] = 0  # not started
             try:
                 worker.tasks.send_bytes(task.payload)
             except OSError:
@@ -503,7 +525,9 @@ class ProcessExecutor(BaseExecutor):
             worker.task = task
             worker.sent += 1
             if task.timeout is not None:
-                worker.deadline = _monotonic() + task.timeout
+                # the timeout counts from when the call starts: look then whether it has
+                worker.handed = _monotonic()
+                worker.deadline = worker.handed + task.timeout
             if self.max_tasks_per_worker is not None and worker.sent >= self.max_tasks_per_worker:
                 worker.retiring = True
 
@@ -678,6 +702,8 @@ class ProcessExecutor(BaseExecutor):
         for worker in list(self._workers.values()):
             if worker.deadline is not None and worker.task is not None:
                 if now >= worker.deadline:
+                    worker.deadline = self._timeout_at(worker, worker.task, now)
+                if worker.deadline is not None and now >= worker.deadline:
                     task = worker.task
                     worker.task = None
                     worker.deadline = None
@@ -688,7 +714,7 @@ class ProcessExecutor(BaseExecutor):
                         ),
                     )
                     self._kill(worker, now)
-                elif soonest is None or worker.deadline < soonest:
+                elif worker.deadline is not None and (soonest is None or worker.deadline < soonest):
                     soonest = worker.deadline
             if worker.kill_at is not None:
                 if now >= worker.kill_at:
@@ -697,6 +723,19 @@ class ProcessExecutor(BaseExecutor):
                 elif soonest is None or worker.kill_at < soonest:
                     soonest = worker.kill_at
         return soonest
+
+    def _timeout_at(self, worker: _Worker, task: _Task, now: float) -> float:
+        """When ``task`` times out: its timeout after the worker began the call
+        (the worker wrote when into the shared table); if it has not begun, look
+        again shortly, up to ``_START_GRACE`` seconds past the timeout."""
+        assert task.timeout is not None
+        if worker.slot < 0 or self._shared is None:
+            return worker.handed + task.timeout  # no table slot: count from the hand-off
+        started_ns = self._shared.view[worker.slot + self._slots]
+        if started_ns > 0:
+            return started_ns / 1e9 + task.timeout
+        give_up = worker.handed + task.timeout + _START_GRACE
+        return give_up if now >= give_up else min(now + _START_POLL, give_up)
 
     def _kill(self, worker: _Worker, now: float) -> None:
         worker.dying = True
@@ -759,8 +798,9 @@ class ProcessExecutor(BaseExecutor):
             if self._shared is None:
                 if self._cleaned:
                     raise self._closed_error()
-                self._shared = shared.SharedState(progress_slots=2 * self.size + 2)
-                self._free_slots = list(range(2 * self.size + 2))
+                # per worker slot: the map item it runs; then, _slots on, when its call began
+                self._shared = shared.SharedState(progress_slots=2 * self._slots)
+                self._free_slots = list(range(self._slots))
             return self._shared
 
     def Lock(self) -> shared.Lock:

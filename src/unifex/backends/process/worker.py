@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from itertools import starmap
+from time import monotonic_ns
 from typing import Any
 
 from ..._remote import describe_exception, traceback_text
@@ -69,10 +70,15 @@ def _worker_main(
     death_signal: bool,
     table: Any,
     slot: int,
+    started_slot: int,
     token: int,
     init_payload: bytes | None,
 ) -> None:
-    """A worker: read a task, run it, send the reply, until told to stop."""
+    """A worker: read a task, run it, send the reply, until told to stop.
+
+    ``progress[slot]`` says which map item runs (for blaming a crash);
+    ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
+    which is when its timeout starts counting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -115,12 +121,16 @@ def _worker_main(
         if message[0] == _CALL:
             _, fn, args, kwargs = message
             del message
+            if progress is not None:
+                progress[started_slot] = monotonic_ns()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                del fn, args, kwargs  # release the arguments now, not at the next task
                 reply = _exception_reply(exc)
                 del exc
             else:
+                del fn, args, kwargs
                 try:
                     reply = _dumps((_OK, result), _PROTOCOL)
                 except Exception:
@@ -160,8 +170,7 @@ def _worker_main(
                 reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
             except Exception:
                 reply = _chunk_reply(values, error, tb)
-            del values, chunk, error
-        del fn
+            del values, chunk, error, fn
         try:
             send(reply)
         except OSError:
