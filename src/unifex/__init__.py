@@ -13,6 +13,7 @@ from ._api import Executor, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
+    LivelockError,
     SerializationError,
     TaskTimeoutError,
     TerminatedError,
@@ -35,6 +36,7 @@ __all__ = (
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",
