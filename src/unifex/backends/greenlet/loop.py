@@ -633,8 +633,8 @@ class _Loop:
                 listed += 1
                 what = task.waiter.source if task.waiter is not None else None
                 where = user_line(task.g)
-                at = f" at {where}" if where else ""
-                parts.append(f"task {task.describe()} waits{at} on {self.describe_source(what)}")
+                at = f", at {where}" if where else ""
+                parts.append(f"task {task.describe()} waits on {self.describe_source(what)}{at}")
             queued = sum(1 for t in ex._pending if not t.fut.done())
             if queued:
                 parts.append(f"{queued} more tasks are queued for a free slot (size={ex.size})")
