@@ -285,6 +285,8 @@ class _ExploringLoop(_Loop):
         self.spins: dict[_Task, int] = {}
         self.tracing = trace
         self.trace: list[tuple[int, str, str]] = []  # (step, task, what)
+        self.objects: dict[int, int] = {}
+        self.keep: list[object] = []
 
     def step(self, me: Any) -> None:
         ready = self.ready
@@ -335,14 +337,21 @@ class _ExploringLoop(_Loop):
             while inner is not None and inner.f_back is not frame:
                 inner = inner.f_back
             if inner is not None and frame is not None:
-                owner = inner.f_locals.get("self")
-                qual = inner.f_code.co_qualname
-                if owner is not None and not qual.startswith(type(owner).__name__):
-                    qual = f"{type(owner).__name__}.{inner.f_code.co_name}"
-                op = f"resumes after {qual.lstrip('_')}"
+                op = f"resumes after {self.operation(inner.f_code.co_name, inner.f_locals.get('self'))}"
             where = user_line(g)
             what = f"{op} at {where}" if where else op
-        self.trace.append((self.steps, task.name(), what))
+        fn_name = getattr(task.fn, "__name__", None) or repr(task.fn)
+        self.trace.append((self.steps, f"#{task.number} {fn_name}", what))
+
+    def operation(self, name: str, owner: object) -> str:
+        """``sleep``, ``Lock #2 acquire``: the call and, for a helper or future,
+        which one (numbered in order of first appearance in the trace)."""
+        if owner is None:
+            return name
+        kind = type(owner).__name__.removeprefix("Greenlet")
+        number = self.objects.setdefault(id(owner), len(self.objects) + 1)
+        self.keep.append(owner)  # ids stay unique while the trace is built
+        return f"{kind} {number} {name}"
 
     def livelock(self) -> LivelockError:
         spinning = sorted(self.spins.items(), key=lambda kv: -kv[1])[:8]
@@ -443,7 +452,8 @@ def decode_token(token: str) -> tuple[_Settings, list[int], str]:
 
 
 def _format_trace(trace: list[tuple[int, str, str]]) -> str:
-    lines = [f"  step {step:>4}  task {name}: {what}" for step, name, what in trace]
+    width = max((len(name) for _, name, _ in trace), default=0)
+    lines = [f"  step {step:>4}  {name:<{width}}  {what}" for step, name, what in trace]
     if len(lines) > _MAX_TRACE:
         lines = [f"  ... {len(lines) - _MAX_TRACE} earlier steps", *lines[-_MAX_TRACE:]]
     return "\n".join(lines)
