@@ -411,21 +411,36 @@ def _same_failure(a: BaseException, b: BaseException | None) -> bool:
 
 
 def _shrink(test: Callable[[Any], object], settings: _Settings, run: _Run, seed: int) -> tuple[_Run, int]:
-    """Drop the choices that depart from FIFO, one at a time (last first),
-    keeping each drop that still fails the same way. Returns the smallest
-    failing run and the replays spent."""
+    """Reduce the choices that depart from FIFO while the run still fails the
+    same way: first cut the schedule at a departure (FIFO from there on), then
+    drop single departures. Returns the smallest failing run and the replays spent."""
     best = run
     spent = 0
+
+    def attempt(strategy: ReplayStrategy) -> bool:
+        nonlocal best, spent
+        spent += 1
+        trial = _run_once(test, settings, strategy, random.Random(seed))
+        if _same_failure(run.failure, trial.failure) and len(trial.departures) < len(best.departures):  # type: ignore[arg-type]
+            best = trial
+            return True
+        return False
+
     changed = True
-    while changed and spent < _SHRINK_RUNS:
+    while changed and best.departures and spent < _SHRINK_RUNS:
         changed = False
+        for point in best.departures:  # earliest cut first: the biggest cut
+            if spent >= _SHRINK_RUNS:
+                break
+            if attempt(ReplayStrategy(best.decisions[:point], fallback_fifo=True)):
+                changed = True
+                break
+        if changed:
+            continue
         for point in reversed(best.departures):
             if spent >= _SHRINK_RUNS:
                 break
-            spent += 1
-            trial = _run_once(test, settings, ReplayStrategy(best.decisions, frozenset({point}), fallback_fifo=True), random.Random(seed))
-            if _same_failure(run.failure, trial.failure) and len(trial.departures) < len(best.departures):  # type: ignore[arg-type]
-                best = trial
+            if attempt(ReplayStrategy(best.decisions, frozenset({point}), fallback_fifo=True)):
                 changed = True
                 break
     return best, spent

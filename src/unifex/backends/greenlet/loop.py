@@ -669,7 +669,7 @@ def user_line(g: Any) -> str:
     frame = user_frame(g)
     if frame is None:
         return ""
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip().split("  #")[0].rstrip()
     text = f" ({line})" if line else ""
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}{text}"
 
