@@ -320,17 +320,40 @@ def test_a_deadlock_message_names_source_lines_and_lock_holders() -> None:
     assert re.search(r"at test_explore.py:\d+ \(with second:\)", message)
 
 
-def test_a_token_still_replays_after_an_unrelated_edit() -> None:
+def check_and_use(extra_steps: int) -> Callable[[Any], None]:
+    """atomicity_depth_2 with a bystander task of 3 + ``extra_steps`` switch points."""
+
+    def program(ex: Any) -> None:
+        state: dict[str, Any] = {"conn": "c"}
+
+        def send() -> str:
+            if state["conn"] is not None:
+                unifex.sleep(0)
+                return str(state["conn"]).upper()
+            return "offline"
+
+        def close() -> None:
+            unifex.sleep(0)
+            state["conn"] = None
+
+        def bystander() -> None:
+            for _ in range(3 + extra_steps):
+                unifex.sleep(0)
+
+        fs = [ex.submit(send), ex.submit(close), ex.submit(bystander)]
+        assert fs[0].result() != "NONE", "used the connection after it was closed"
+
+    return program
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_token_still_replays_after_an_extra_switch_point_elsewhere(seed: int) -> None:
     with pytest.raises(AssertionError) as info:
-        explore(atomicity_depth_2, strategy="random")
+        explore(check_and_use(0), strategy="random", seed=seed)
     token = info.value.unifex_replay_token  # type: ignore[attr-defined]
-
-    def edited(ex: Any) -> None:
-        unifex.sleep(0)  # one extra switch point in the caller
-        atomicity_depth_2(ex)
-
-    with pytest.raises(AssertionError, match="replayed exactly"):
-        replay(edited, token)
+    # the bystander takes one more step: the recorded choices (task ids) still lead to the bug
+    with pytest.raises(AssertionError, match="used the connection after it was closed"):
+        replay(check_and_use(1), token)
 
 
 def test_a_replay_that_no_longer_fits_says_where_it_diverged() -> None:
