@@ -47,7 +47,16 @@ import attrs
 
 from .._registry import backends, get_factory
 
-__all__ = ["CAPABILITIES", "TEST_CONFIGURATIONS", "KindConfig", "configurations", "register_configurations", "wait_until"]
+__all__ = [
+    "CAPABILITIES",
+    "TEST_CONFIGURATIONS",
+    "KindConfig",
+    "configurations",
+    "explore",
+    "register_configurations",
+    "replay",
+    "wait_until",
+]
 
 CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
 
@@ -138,3 +147,14 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.005) -
             return False
         unifex.sleep(interval)
     return True
+
+
+try:  # schedule exploration runs on the greenlet kind
+    from .explore import explore, replay
+except ImportError as _missing:  # pragma: no cover - greenlet not installed
+    _reason = str(_missing)
+
+    def explore(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        raise ImportError(f"unifex.testing.explore needs the greenlet package ({_reason}); install it with: pip install 'unifex[gevent]'")
+
+    replay = explore  # type: ignore[assignment]
