@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
-from ._api import Executor, executor
+from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
@@ -31,10 +31,16 @@ __all__ = (
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "CancelledError",
+    "ConditionLike",
     "DeadlockError",
+    "EventLike",
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LockLike",
+    "QueueLike",
+    "RLockLike",
+    "SemaphoreLike",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",
