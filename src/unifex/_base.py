@@ -15,7 +15,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
 from typing import Any, ClassVar, TypeVar
 
@@ -25,6 +25,7 @@ from . import _wait
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
+from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._share import Shared
 
 __all__ = ["BaseExecutor", "Timer", "check_size", "run_chunk", "run_items", "run_task"]
@@ -341,42 +342,42 @@ class BaseExecutor(abc.ABC):
 
     # -- helpers (section 4 of the contract); thread helpers by default -----------
 
-    def Lock(self) -> Any:
+    def Lock(self) -> LockLike:
         from ._shared import Lock
 
         return Lock()
 
-    def RLock(self) -> Any:
+    def RLock(self) -> RLockLike:
         from ._shared import RLock
 
         return RLock()
 
-    def Event(self) -> Any:
+    def Event(self) -> EventLike:
         from ._shared import Event
 
         return Event()
 
-    def Semaphore(self, n: int = 1) -> Any:
+    def Semaphore(self, value: int = 1) -> SemaphoreLike:
         from ._shared import Semaphore
 
-        return Semaphore(n)
+        return Semaphore(value)
 
-    def BoundedSemaphore(self, n: int = 1) -> Any:
+    def BoundedSemaphore(self, value: int = 1) -> SemaphoreLike:
         from ._shared import BoundedSemaphore
 
-        return BoundedSemaphore(n)
+        return BoundedSemaphore(value)
 
-    def Condition(self, lock: Any = None) -> Any:
+    def Condition(self, lock: RLockLike | None = None) -> ConditionLike:
         from ._shared import Condition
 
         return Condition(lock)
 
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0) -> QueueLike[Any]:
         from ._shared import Queue
 
         return Queue(maxsize)
 
-    def dict(self, *args: Any, **kwargs: Any) -> Any:
+    def dict(self, *args: Any, **kwargs: Any) -> MutableMapping[Any, Any]:
         return dict(*args, **kwargs)
 
 
