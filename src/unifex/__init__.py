@@ -21,8 +21,10 @@ from ._errors import (
     WorkerCrashedError,
 )
 from ._future import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, wait
+from ._progress import progress
 from ._registry import backends, register_backend
 from ._wait import sleep
+from ._worker import worker_state
 
 __version__ = "0.1.0"
 
@@ -45,7 +47,9 @@ __all__ = (
     "as_completed",
     "backends",
     "executor",
+    "progress",
     "register_backend",
     "sleep",
     "wait",
+    "worker_state",
 )

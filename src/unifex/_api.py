@@ -36,6 +36,9 @@ class Executor(Protocol):
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
         timeout: float | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
     ) -> Future[T]: ...
 
     def map(
@@ -46,6 +49,10 @@ class Executor(Protocol):
         chunksize: int | None = None,
         ordered: bool = True,
         buffersize: int | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
+        progress: Any = False,
     ) -> Iterator[T]: ...
 
     def close(self, wait: bool = True) -> None: ...

@@ -14,6 +14,7 @@ from ._future import Future, _DoneQueue
 
 if TYPE_CHECKING:
     from ._base import BaseExecutor
+    from ._retry import RetryPolicy
 
 __all__ = ["map_", "run_chunk", "run_items"]
 
@@ -28,6 +29,7 @@ def map_(
     chunksize: int | None,
     ordered: bool,
     buffersize: int | None,
+    retry: RetryPolicy | None = None,
 ) -> Iterator[T]:
     """``Executor.map``; see its docstring."""
     from ._base import check_size, check_timeout
@@ -50,11 +52,11 @@ def map_(
     chunksize = min(chunksize, buffersize)
     in_flight = max(1, buffersize // chunksize)
     if chunksize > 1 and len(iterables) == 1:
-        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items).run()
+        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items, retry).run()
     inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
     if chunksize == 1:
-        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None).run()
-    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk).run()
+        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None, retry).run()
+    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk, retry).run()
 
 
 def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[T], BaseException | None]:
@@ -96,7 +98,15 @@ class _MapRun:
     """One ``map`` call: keeps ``in_flight`` tasks submitted and yields results."""
 
     def __init__(
-        self, ex: BaseExecutor, fn: Callable[..., Any], inputs: Iterator[Any], in_flight: int, end: float | None, ordered: bool, runner: Any
+        self,
+        ex: BaseExecutor,
+        fn: Callable[..., Any],
+        inputs: Iterator[Any],
+        in_flight: int,
+        end: float | None,
+        ordered: bool,
+        runner: Any,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.ex = ex
         self.fn = fn
@@ -104,6 +114,7 @@ class _MapRun:
         self.in_flight = in_flight
         self.end = end
         self.runner = runner  # None: one task per input; else run_chunk / run_items over a batch
+        self.retry = retry
         self.done_queue = None if ordered else _DoneQueue(ex)
         self.pending: deque[Future[Any]] = deque()
         self.exhausted = False
@@ -119,6 +130,9 @@ class _MapRun:
             except StopIteration:
                 self.exhausted = True
                 return
+            if self.retry is not None:
+                pending.append(self._dispatch_retrying(item))
+                continue
             fut: Future[Any] = Future(ex)
             if self.done_queue is not None:
                 fut._callbacks = [self.done_queue]
@@ -131,6 +145,25 @@ class _MapRun:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
             self.position += len(item) if self.runner is not None else 1
             pending.append(fut)
+
+    def _dispatch_retrying(self, item: Any) -> Future[Any]:
+        """Dispatch one input (or batch) whose task is retried (see ``_retry``)."""
+        from ._retry import RetryFuture, start_batch, start_task
+
+        ex = self.ex
+        assert self.retry is not None
+        fut: RetryFuture[Any] = RetryFuture(ex)
+        if self.done_queue is not None:
+            fut._callbacks = [self.done_queue]
+        with ex._state_lock:
+            if ex._state:
+                raise ex._closed_error()
+            if self.runner is None:
+                start_task(ex, fut, Future(ex), self.retry, self.fn, item, {}, None)
+            else:
+                start_batch(ex, fut, self.retry, self.fn, item, self.runner is run_items, self.position)
+        self.position += len(item) if self.runner is not None else 1
+        return fut
 
     def _remaining(self) -> float | None:
         if self.end is None:

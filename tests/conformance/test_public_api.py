@@ -26,9 +26,11 @@ EXPECTED = {
     "as_completed",
     "backends",
     "executor",
+    "progress",
     "register_backend",
     "sleep",
     "wait",
+    "worker_state",
 }
 
 

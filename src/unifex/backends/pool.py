@@ -21,8 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
 
-from .._base import BaseExecutor, fail_unfinished, run_task
+from .._base import COMMON_OPTIONS, BaseExecutor, fail_unfinished, run_task
 from .._future import Future
+from .._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup
 
 __all__ = ["ElasticPoolExecutor"]
 
@@ -34,13 +35,24 @@ class ElasticPoolExecutor(BaseExecutor):
     """An elastic thread pool: grows on demand, reuses idle workers, shrinks."""
 
     kind: ClassVar[str] = "pool"
-    options: ClassVar[frozenset[str]] = frozenset({"idle_timeout"})
+    options: ClassVar[frozenset[str]] = frozenset({"idle_timeout"}) | COMMON_OPTIONS | WORKER_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "threads"})
 
-    def __init__(self, size: int | None = None, *, idle_timeout: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        idle_timeout: float | None = 60.0,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        **common: Any,
+    ) -> None:
         if idle_timeout is not None and (isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or idle_timeout <= 0):
             raise ValueError(f"idle_timeout must be a positive number of seconds or None (never shrink), not {idle_timeout!r}")
-        super().__init__(size)
+        self._setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        super().__init__(size, **common)
         self.idle_timeout = idle_timeout
         self._cond = threading.Condition(threading.Lock())
         self._tasks: deque[Any] = deque()
@@ -76,9 +88,14 @@ class ElasticPoolExecutor(BaseExecutor):
         thread.start()
 
     def _work(self, slot: list[Future[Any] | None]) -> None:
+        """A worker: take tasks FIFO, shrink after ``idle_timeout``; with a task
+        limit, hand its place to a new worker once it is spent."""
         cond = self._cond
         tasks = self._tasks
         me = threading.current_thread()
+        life = WorkerLife(self._setup, self.kind)
+        life.begin()  # worker_state() of this thread, and the initializer
+        plain = self._setup.plain
         cond.acquire()
         try:
             while True:
@@ -97,15 +114,25 @@ class ElasticPoolExecutor(BaseExecutor):
                 slot[0] = item[0]
                 cond.release()
                 try:
-                    run_task(item, self._timer if item[4] is not None else None)
+                    if plain or life.take(item[0]):
+                        run_task(item, self._timer if item[4] is not None else None)
                 finally:
                     del item
                     slot[0] = None
                     cond.acquire()
+                if not plain and life.spent:
+                    return
         finally:
-            del self._workers[me]
-            cond.notify_all()  # close(wait=True) waits for the last worker on this condition
             cond.release()
+            try:
+                life.end()  # the finalizer runs outside the lock
+            finally:
+                cond.acquire()
+                del self._workers[me]
+                if life.spent and tasks and len(self._workers) < self.size:
+                    self._start_worker()  # replaced: queued tasks (or a stop sentinel) wait for it
+                cond.notify_all()  # close(wait=True) waits for the last worker on this condition
+                cond.release()
 
     def _shutdown(self, wait: bool) -> None:
         with self._cond:

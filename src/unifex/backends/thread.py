@@ -14,8 +14,9 @@ from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any, ClassVar, final
 
-from .._base import BaseExecutor, fail_unfinished, run_task
+from .._base import COMMON_OPTIONS, BaseExecutor, fail_unfinished, run_task
 from .._future import Future
+from .._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup, bind_state, unbind_state
 
 __all__ = ["ThreadExecutor"]
 
@@ -27,12 +28,24 @@ class ThreadExecutor(BaseExecutor):
     """Tasks on a pool of OS threads."""
 
     kind: ClassVar[str] = "thread"
-    options: ClassVar[frozenset[str]] = frozenset({"thread_name_prefix"})
+    options: ClassVar[frozenset[str]] = frozenset({"thread_name_prefix"}) | COMMON_OPTIONS | WORKER_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "threads"})
 
-    def __init__(self, size: int | None = None, *, thread_name_prefix: str = "unifex-thread") -> None:
-        super().__init__(size)
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        thread_name_prefix: str = "unifex-thread",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        **common: Any,
+    ) -> None:
+        self._setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        super().__init__(size, **common)
         self._prefix = thread_name_prefix
+        self._retired: list[threading.Thread] = []  # replaced after max_tasks_per_worker: joined at close
         self._queue: SimpleQueue[_Item | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._slots: list[list[Future[Any] | None]] = []
@@ -58,18 +71,63 @@ class ThreadExecutor(BaseExecutor):
         thread.start()
 
     def _work(self, slot: list[Future[Any] | None]) -> None:
+        if not self._setup.plain:
+            self._work_managed(slot)
+            return
         get = self._queue.get
         idle_lock = self._idle_lock
-        while True:
-            item = get()
-            if item is None:
-                return
-            slot[0] = item[0]
-            run_task(item, self._timer if item[4] is not None else None)
-            slot[0] = None
-            del item
-            with idle_lock:
-                self._idle += 1
+        previous = bind_state({})  # unifex.worker_state() of this thread
+        try:
+            while True:
+                item = get()
+                if item is None:
+                    return
+                slot[0] = item[0]
+                run_task(item, self._timer if item[4] is not None else None)
+                slot[0] = None
+                del item
+                with idle_lock:
+                    self._idle += 1
+        finally:
+            unbind_state(previous)
+
+    def _work_managed(self, slot: list[Future[Any] | None]) -> None:
+        """``_work`` with an initializer, a finalizer or a task limit: a thread
+        that has run ``max_tasks_per_worker`` tasks hands its place to a new one."""
+        get = self._queue.get
+        idle_lock = self._idle_lock
+        life = WorkerLife(self._setup, self.kind)
+        life.begin()
+        try:
+            while True:
+                item = get()
+                if item is None:
+                    return
+                slot[0] = item[0]
+                if life.take(item[0]):
+                    run_task(item, self._timer if item[4] is not None else None)
+                slot[0] = None
+                del item
+                if life.spent:
+                    life.end()
+                    life = None  # type: ignore[assignment]
+                    self._replace(slot)
+                with idle_lock:
+                    self._idle += 1
+                if life is None:
+                    return
+        finally:
+            if life is not None:
+                life.end()
+
+    def _replace(self, slot: list[Future[Any] | None]) -> None:
+        me = threading.current_thread()
+        with self._state_lock:
+            index = self._threads.index(me)
+            thread = threading.Thread(target=self._work, args=(slot,), name=f"{self._prefix}-{index}", daemon=True)
+            self._threads[index] = thread
+            self._retired.append(me)
+            thread.start()
 
     def _shutdown(self, wait: bool) -> None:
         with self._state_lock:
@@ -80,9 +138,15 @@ class ThreadExecutor(BaseExecutor):
             for _ in threads:
                 self._queue.put(None)
         if wait:
-            for thread in threads:
-                if thread is not threading.current_thread():
+            joined: set[threading.Thread] = {threading.current_thread()}
+            while True:  # workers replaced meanwhile (max_tasks_per_worker) too
+                with self._state_lock:
+                    threads = [t for t in (*self._threads, *self._retired) if t not in joined]
+                if not threads:
+                    break
+                for thread in threads:
                     thread.join()
+                    joined.add(thread)
             self._stop_timer()
 
     def _terminate(self) -> None:
