@@ -268,7 +268,7 @@ class BaseExecutor(abc.ABC):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its :class:`unifex.Future`."""
-        if self._gate is not None:
+        if self._gate is not None or self._retry is not None:
             return self._submit_managed(fn, args, kwargs, None, None, None)
         fut: Future[T] = Future(self)
         with self._state_lock:
@@ -357,6 +357,8 @@ class BaseExecutor(abc.ABC):
         if not terminated:
             self._close_lifecycle(wait)
             self._shutdown(wait)
+            if wait and self._retry_timer_used:
+                self._stop_timer()  # a retry cancelled during its backoff may still be on the timer
 
     def terminate(self) -> None:
         """Stop now: cancel queued tasks, stop running ones where the model
@@ -369,6 +371,8 @@ class BaseExecutor(abc.ABC):
             self._gate.wake_all()
         self._terminate()
         self._terminate_lifecycle()
+        if self._retry_timer_used:
+            self._stop_timer()
 
     def __enter__(self: T) -> T:
         return self
@@ -390,6 +394,7 @@ class BaseExecutor(abc.ABC):
         self._retrying: set[Future[Any]] = set()
         self._retrying_lock = threading.Lock()
         self._retry_closed = False
+        self._retry_timer_used = False
         check_size(max_pending, "max_pending")
         self._gate: PendingGate | None = PendingGate(max_pending, self) if max_pending is not None else None
 
@@ -437,6 +442,7 @@ class BaseExecutor(abc.ABC):
     def _call_later(self, delay: float, fn: Callable[[Any], object]) -> None:
         """Call ``fn(None)`` after ``delay`` seconds without blocking the caller
         (a retry's backoff). Kinds with their own clock override this."""
+        self._retry_timer_used = True
         self._timer.call_at(_monotonic() + delay, fn, None)
 
     def _track_retrying(self, fut: Future[Any]) -> None:
