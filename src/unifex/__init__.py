@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
+from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
 from ._api import Executor, executor
 from ._errors import (
     DeadlockError,

@@ -165,8 +165,18 @@ def now() -> float:
 
 
 def push_context(ctx: WaitContext) -> None:
-    """Make ``ctx`` the wait context of the calling thread until removed."""
-    _local.contexts = (*_local.contexts, ctx)
+    """Make ``ctx`` the wait context of the calling thread until removed.
+
+    A context whose ``drives_below`` is true (the ``greenlet`` scheduler, which
+    blocks through the context under it and hands it the waits of that
+    context's own greenlets) stays on top: a context pushed after it goes
+    under it, so both schedulers of the thread run whichever came first.
+    """
+    contexts = _local.contexts
+    i = len(contexts)
+    while i and getattr(contexts[i - 1], "drives_below", False) and not getattr(ctx, "drives_below", False):
+        i -= 1
+    _local.contexts = (*contexts[:i], ctx, *contexts[i:])
 
 
 def remove_context(ctx: WaitContext) -> None:

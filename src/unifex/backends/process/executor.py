@@ -1,4 +1,4 @@
-"""The ``process`` kind: tasks run in worker processes the executor owns, one
+"""The parent side of the ``process`` kind (the executor and its dispatcher thread): tasks run in worker processes the executor owns, one
 task per worker at a time, so a crash, a timeout or ``terminate()`` is blamed on
 and confined to exactly one task.
 
@@ -73,337 +73,48 @@ Decisions, and why:
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import logging
 import math
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import select
 import signal
-import sys
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable
-from itertools import starmap
 from typing import Any, ClassVar, final
 
-from .._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
-from .._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
-from .._future import Future
-from . import _process_shared as shared
+from ..._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
+from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
+from ..._future import Future
+from . import helpers as shared
+from .wire import (
+    _CALL,
+    _INIT_FAILED,
+    _LOST,
+    _OK,
+    _RAISED,
+    RemoteTraceback,
+    _describe_exception,
+    _dumps_chunk,
+    _dumps_task,
+    _loads,
+    _which_part,
+    _widen_pipe,
+)
+from .worker import _worker_main
 
-__all__ = ["KILL_GRACE", "ProcessExecutor", "RemoteTraceback"]
+__all__ = ["KILL_GRACE", "ProcessExecutor"]
 
 logger = logging.getLogger("unifex")
 
 #: seconds between SIGTERM and SIGKILL when a worker is stopped
 KILL_GRACE = 0.25
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-_dumps = pickle.dumps
-_loads = pickle.loads
 _monotonic = time.monotonic
-
-# task messages (parent -> worker); an empty message asks the worker to exit
-_BLOCK = 64  # map items per progress mark (see _worker_main)
-_CALL, _CHUNK, _CHUNK1 = 0, 1, 2  # _CHUNK1: a chunk of single arguments, sent flat
-# replies (worker -> parent)
-_OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
-
-
-class RemoteTraceback(Exception):
-    """The traceback text of an exception raised in a worker process; attached
-    as ``__cause__`` of the exception the future raises."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return "\n\n" + self.text.rstrip() + "\n(raised in a worker process)"
-
-
-# -- serialization (both sides) ------------------------------------------------------
-
-
-def _cloudpickle_dumps(obj: object) -> bytes:
-    import cloudpickle
-
-    return cloudpickle.dumps(obj, protocol=_PROTOCOL)  # type: ignore[no-any-return]
-
-
-def _short(obj: object, limit: int = 60) -> str:
-    try:
-        text = repr(obj)
-    except Exception:
-        text = f"<{type(obj).__name__} object>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _which_part(fn: Any, parts: list[tuple[str, object]], error: BaseException) -> SerializationError:
-    """Pickle each part alone to say which one cannot cross to a worker."""
-    for label, value in [("the function", fn), *parts]:
-        try:
-            _cloudpickle_dumps(value)
-        except Exception as exc:
-            return SerializationError(
-                f"cannot send the task to a worker process: {label} {_short(value)} could not be pickled "
-                f"({type(exc).__name__}: {exc}). Pass picklable values; for shared state use the executor's "
-                "helpers (ex.Lock(), ex.Queue(), ex.dict(), ...)"
-            )
-    return SerializationError(f"cannot send the task to a worker process: pickling failed ({type(error).__name__}: {error})")
-
-
-def _dumps_task(message: tuple[Any, ...], fn: Any) -> bytes:
-    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``)."""
-    if getattr(fn, "__module__", None) != "__main__":
-        try:
-            return _dumps(message, _PROTOCOL)
-        except Exception:
-            pass
-    return _cloudpickle_dumps(message)
-
-
-_F_SETPIPE_SZ = 1031  # Linux fcntl: set a pipe's capacity
-_PIPE_SIZE = 1 << 20
-
-
-def _widen_pipe(fd: int) -> None:
-    """Give a worker pipe 1 MiB (Linux; 64 KiB by default) so a map batch or its
-    results usually go through in one write and one read: the sender does not
-    block half-way and the dispatcher does not wait on one worker's write while
-    others have replies ready. Elsewhere, or above the system's limit, keep the default."""
-    if sys.platform.startswith("linux"):
-        try:
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass
-
-
-def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None) -> bytes:
-    """A map chunk; a chunk of one iterable travels as a flat list (a third
-    smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
-    already holds the items themselves (``run_items``). Items from
-    ``exact_from`` on are run with their exact position recorded (slower); the
-    ones before it in blocks of ``_BLOCK``, recording only where each block starts."""
-    exact = len(chunk) if exact_from is None else exact_from
-    if flat:
-        return _dumps_task((_CHUNK1, fn, chunk, exact), fn)
-    if len(chunk[0]) == 1:
-        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn)
-    return _dumps_task((_CHUNK, fn, chunk, exact), fn)
-
-
-def _traceback_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _describe_exception(exc: BaseException) -> str:
-    try:
-        return f"{type(exc).__qualname__}: {exc}"
-    except Exception:
-        return type(exc).__qualname__
-
-
-def _round_trips(data: bytes) -> bool:
-    try:
-        _loads(data)
-    except Exception:
-        return False
-    return True
-
-
-def _exception_reply(exc: BaseException, code: int = _RAISED) -> bytes:
-    """Pickle an exception with its traceback text; if it cannot make the round
-    trip, send its description so the parent raises SerializationError."""
-    tb = _traceback_text(exc)
-    exc.__traceback__ = None
-    for dump in (_dumps, None):
-        try:
-            data = dump((code, exc, tb), _PROTOCOL) if dump is not None else _cloudpickle_dumps((code, exc, tb))
-        except Exception:
-            continue
-        if _round_trips(data):
-            return data
-    text = f"the task raised {_describe_exception(exc)}, which could not be pickled back to the parent process"
-    return _dumps((_LOST, text, tb), _PROTOCOL)
-
-
-def _result_reply(result: object) -> bytes:
-    try:
-        return _cloudpickle_dumps((_OK, result))
-    except Exception as exc:
-        text = f"the task's result, a {type(result).__qualname__}, could not be pickled back to the parent process ({_describe_exception(exc)})"
-        return _dumps((_LOST, text, None), _PROTOCOL)
-
-
-def _chunk_reply(results: list[Any], error: BaseException | None, tb: str | None) -> bytes:
-    """Slow path of a chunk reply: cut the results at the first one that cannot
-    be pickled, so ``map`` raises SerializationError at that item's position."""
-    lost: str | None = None
-    for i, value in enumerate(results):
-        try:
-            _dumps(value, _PROTOCOL)
-        except Exception:
-            try:
-                _cloudpickle_dumps(value)
-            except Exception as exc:
-                lost = f"the result of map item {i} of this chunk, a {type(value).__qualname__}, could not be pickled back to the parent process ({_describe_exception(exc)})"
-                results, error, tb = results[:i], None, None
-                break
-    if error is not None:
-        try:
-            data = _cloudpickle_dumps(error)
-            if not _round_trips(data):
-                raise pickle.UnpicklingError("the exception does not unpickle")
-        except Exception:
-            lost = f"the task raised {_describe_exception(error)}, which could not be pickled back to the parent process"
-            error = None
-    try:
-        return _cloudpickle_dumps((_CHUNK_DONE, results, error, tb, lost))
-    except Exception as exc:
-        return _dumps((_CHUNK_DONE, [], None, None, f"the chunk's results could not be pickled back ({_describe_exception(exc)})"), _PROTOCOL)
-
-
-# -- the worker process --------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _ask_for_death_signal(parent_pid: int) -> None:
-    """Linux: SIGKILL this process when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _watch_parent(death: multiprocessing.connection.Connection) -> None:
-    try:
-        death.recv_bytes()
-    except BaseException:
-        pass
-    os._exit(1)  # the parent is gone: nobody wants our results
-
-
-def _worker_main(
-    tasks: multiprocessing.connection.Connection,
-    results: multiprocessing.connection.Connection,
-    death: multiprocessing.connection.Connection,
-    close_fds: list[int],
-    parent_pid: int,
-    death_signal: bool,
-    table: Any,
-    slot: int,
-    token: int,
-    init_payload: bytes | None,
-) -> None:
-    """A worker: read a task, run it, send the reply, until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    if death_signal:
-        _ask_for_death_signal(parent_pid)
-    threading.Thread(target=_watch_parent, args=(death,), name="unifex-parent-watch", daemon=True).start()
-    progress = shared.install_worker(token, table) if slot >= 0 else None
-    init_error: bytes | None = None
-    if init_payload is not None:
-        try:
-            initializer, initargs = _loads(init_payload)
-            initializer(*initargs)
-        except BaseException as exc:
-            init_error = _exception_reply(exc, _INIT_FAILED)
-    recv = tasks.recv_bytes
-    send = results.send_bytes
-    while True:
-        try:
-            data = recv()
-        except (EOFError, OSError):
-            return
-        if not data:
-            return
-        if progress is not None:
-            progress[slot] = 0  # the task reached us (-1 until then: a crash now is not its fault)
-        if init_error is not None:
-            # every task given to a worker whose initializer failed fails with that error
-            send(init_error)
-            return
-        try:
-            message = _loads(data)
-        except BaseException as exc:
-            text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
-            send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
-            continue
-        del data
-        if message[0] == _CALL:
-            _, fn, args, kwargs = message
-            del message
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                reply = _exception_reply(exc)
-                del exc
-            else:
-                try:
-                    reply = _dumps((_OK, result), _PROTOCOL)
-                except Exception:
-                    reply = _result_reply(result)
-                del result
-        else:
-            kind, fn, chunk, exact_from = message
-            del message
-            values: list[Any] = []
-            error: BaseException | None = None
-            tb: str | None = None
-            # a crash is blamed on an item through ``progress``; writing it for
-            # every item would cost as much as a tiny task, so items before
-            # ``exact_from`` write it once per block (the parent re-runs a
-            # crashed block with exact positions to find the item)
-            each = map if kind == _CHUNK1 else starmap
-            try:
-                if progress is None:
-                    values.extend(each(fn, chunk))
-                else:
-                    n = len(chunk)
-                    fast_end = min(exact_from, n)
-                    start = 0
-                    while start < fast_end:
-                        progress[slot] = start
-                        end = min(start + _BLOCK, fast_end)
-                        values.extend(each(fn, chunk[start:end]))
-                        start = end
-                    append = values.append
-                    for i in range(fast_end, n):
-                        progress[slot] = i
-                        append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
-            except BaseException as exc:
-                error, tb = exc, _traceback_text(exc)
-                exc.__traceback__ = None
-            try:
-                reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
-            except Exception:
-                reply = _chunk_reply(values, error, tb)
-            del values, chunk, error
-        del fn
-        try:
-            send(reply)
-        except OSError:
-            return
-        del reply
 
 
 # -- the parent ----------------------------------------------------------------------
