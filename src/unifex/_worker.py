@@ -20,7 +20,7 @@ from typing import Any, final
 
 from ._future import Future
 
-__all__ = ["WORKER_OPTIONS", "WorkerLife", "WorkerSetup", "bind_state", "unbind_state", "worker_state"]
+__all__ = ["WORKER_OPTIONS", "WorkerLife", "WorkerSetup", "bind_state", "register_state_lookup", "unbind_state", "worker_state"]
 
 logger = logging.getLogger("unifex")
 
@@ -36,6 +36,15 @@ _local = _Local()
 #: state of greenlet workers (gevent, greenlet kinds), by greenlet: a thread-local
 #: is shared by every greenlet of a thread
 _by_greenlet: dict[Any, dict[str, Any]] = {}
+#: lookups a kind registers to find the state of the caller lazily (the
+#: ``greenlet`` kind, whose worker greenlets are shared by its executors)
+_lookups: list[Callable[[], dict[str, Any] | None]] = []
+
+
+def register_state_lookup(lookup: Callable[[], dict[str, Any] | None]) -> None:
+    """Add a way for :func:`worker_state` to find the caller's state."""
+    if lookup not in _lookups:
+        _lookups.append(lookup)
 
 
 def worker_state() -> dict[str, Any]:
@@ -54,6 +63,10 @@ def worker_state() -> dict[str, Any]:
                 return state
     state = _local.state
     if state is None:
+        for lookup in _lookups:
+            state = lookup()
+            if state is not None:
+                return state
         raise RuntimeError(
             "unifex.worker_state() works only inside a task, an initializer or a finalizer run by a unifex executor's worker"
         )
