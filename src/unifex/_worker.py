@@ -201,3 +201,187 @@ class WorkerLife:
                     logger.exception("unifex: the finalizer %s() of a %r worker raised; the error was logged and ignored", _name(fin), self.kind)
         finally:
             unbind_state(self.previous, self.greenlet)
+
+
+# -- worker processes (process, dask): memory, output tail, forwarded logs ------------
+
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
+          "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "T": 1000**4, "TB": 1000**4, "TIB": 1024**4}  # fmt: skip
+
+
+def parse_bytes(value: object, name: str = "max_memory_per_worker") -> int | None:
+    """``500_000_000``, ``"500MB"``, ``"1.5 GiB"`` -> bytes; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of bytes or a size such as '500MB', not {value!r}")
+    if isinstance(value, (int, float)):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        text = value.strip().upper().replace(" ", "").replace("_", "")
+        digits = text.rstrip("KMGTIB")
+        unit = text[len(digits) :]
+        try:
+            number = float(digits)
+        except ValueError:
+            number, unit = -1.0, "?"
+    else:
+        raise ValueError(f"{name} must be a number of bytes or a size such as '500MB', not {value!r}")
+    if unit not in _UNITS or not number > 0:
+        raise ValueError(f"{name} must be a positive number of bytes or a size such as '500MB' or '2GiB', not {value!r}")
+    return int(number * _UNITS[unit])
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def rss_of(pid: int) -> int | None:
+    """Resident memory of process ``pid`` in bytes (Linux ``/proc``, else
+    psutil when installed), or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except Exception:
+        return None
+
+
+try:
+    import os as _os
+
+    _PAGE = _os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+    _PAGE = 4096
+
+#: lines of a worker's output kept for the notes of a failed task
+TAIL_LINES = 20
+
+
+class _Tee:
+    """A text stream that writes through and keeps the last complete lines."""
+
+    def __init__(self, stream: Any, label: str, tail: Any) -> None:
+        self._stream = stream
+        self._label = label
+        self._tail = tail
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        stream = self._stream
+        n = stream.write(text) if stream is not None else len(text)
+        if "\n" in text:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+            for line in lines:
+                self._tail.append(f"{self._label}: {line}")
+        else:
+            self._partial += text
+            if len(self._partial) > 4096:
+                self._partial = self._partial[-4096:]
+        return int(n) if n is not None else len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class WorkerIO:
+    """In a worker process: the tail of its stdout/stderr for the notes of a
+    failed task, and its ``logging`` records forwarded to the parent through
+    ``send(record_dict)``, tagged with the running task's name and the pid."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], object] | None, level: int | None) -> None:
+        from collections import deque
+
+        self.task_name: str | None = None
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        sys.stdout = _Tee(sys.stdout, "stdout", self.tail)  # type: ignore[assignment]
+        sys.stderr = _Tee(sys.stderr, "stderr", self.tail)  # type: ignore[assignment]
+        if send is not None:
+            root = logging.getLogger()
+            for handler in list(root.handlers):  # inherited under fork: the parent prints them once
+                root.removeHandler(handler)
+            root.addHandler(_Forward(self, send))
+            if level is not None:
+                root.setLevel(level)
+
+    def begin(self, fn: Any) -> None:
+        """A task starts: name it for log records; output tail starts afresh."""
+        self.task_name = _name(fn)
+        if self.tail:
+            self.tail.clear()
+
+    def note(self, exc: BaseException) -> None:
+        """Add the task's last output lines to ``exc``'s notes."""
+        self.task_name = None
+        if self.tail and hasattr(exc, "add_note"):
+            import os
+
+            exc.add_note(f"unifex: the last lines the worker (pid {os.getpid()}) wrote while running the task:\n" + "\n".join(self.tail))
+
+
+class _Forward(logging.Handler):
+    def __init__(self, io: WorkerIO, send: Callable[[dict[str, Any]], object]) -> None:
+        super().__init__()
+        self._io = io
+        self._send = send
+        self._busy = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._busy, "on", False):
+            return  # a record logged while sending one
+        self._busy.on = True
+        try:
+            self._send(record_to_dict(record, self._io.task_name))
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._busy.on = False
+
+
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def record_to_dict(record: logging.LogRecord, task_name: str | None) -> dict[str, Any]:
+    """A picklable copy of ``record``: message formatted, traceback as text."""
+    import os
+    import pickle
+
+    d = dict(record.__dict__)
+    d["msg"] = record.getMessage()
+    d["args"] = None
+    if record.exc_info:
+        d["exc_text"] = logging.Formatter().formatException(record.exc_info)
+    d["exc_info"] = None
+    d.pop("message", None)
+    for key in [k for k in d if k not in _STANDARD]:
+        try:
+            pickle.dumps(d[key])
+        except Exception:
+            d[key] = repr(d[key])
+    d["task_name"] = task_name
+    d["worker_pid"] = os.getpid()
+    return d
+
+
+def emit_forwarded(d: dict[str, Any]) -> None:
+    """In the parent: hand a forwarded record to the logger it was logged on."""
+    record = logging.makeLogRecord(d)
+    target = logging.getLogger(record.name)
+    if target.isEnabledFor(record.levelno):
+        target.handle(record)
