@@ -14,6 +14,7 @@ from ._api import Executor, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
+    LivelockError,
     SerializationError,
     TaskTimeoutError,
     TerminatedError,
@@ -38,6 +39,7 @@ __all__ = (
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _wait
+from ._errors import SerializationError
 from ._future import Future, _DoneQueue
 
 if TYPE_CHECKING:
@@ -140,7 +141,13 @@ class _MapRun:
                 if ex._state:
                     raise ex._closed_error()
                 if self.runner is None:
-                    ex._dispatch(fut, self.fn, item, {}, None)
+                    try:
+                        ex._dispatch(fut, self.fn, item, {}, None)
+                    except SerializationError as exc:
+                        # an input that cannot travel fails at its position, like a task error
+                        err = SerializationError(f"map input item {self.position}: {exc}")
+                        err.__cause__ = exc.__cause__
+                        fut.try_set_exception(err)
                 else:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
             self.position += len(item) if self.runner is not None else 1

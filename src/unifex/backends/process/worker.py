@@ -14,8 +14,10 @@ import signal
 import sys
 import threading
 from itertools import starmap
+from time import monotonic_ns
 from typing import Any
 
+from ..._remote import describe_exception, traceback_text
 from ..._worker import WorkerIO, WorkerLife, WorkerSetup
 from .helpers import install_worker
 from .wire import (
@@ -28,12 +30,10 @@ from .wire import (
     _OK,
     _PROTOCOL,
     _chunk_reply,
-    _describe_exception,
     _dumps,
     _exception_reply,
     _loads,
     _result_reply,
-    _traceback_text,
 )
 
 __all__ = ["LOG_MARK", "_worker_main"]
@@ -99,11 +99,16 @@ def _worker_main(
     death_signal: bool,
     table: Any,
     slot: int,
+    started_slot: int,
     token: int,
     init_payload: bytes | None,
     life_payload: bytes | None = None,
 ) -> None:
-    """A worker: read a task, run it, send the reply, until told to stop."""
+    """A worker: read a task, run it, send the reply, until told to stop.
+
+    ``progress[slot]`` says which map item runs (for blaming a crash);
+    ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
+    which is when its timeout starts counting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -142,21 +147,25 @@ def _worker_main(
         try:
             message = _loads(data)
         except BaseException as exc:
-            text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
-            send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
+            text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
+            send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
             continue
         del data
         if message[0] == _CALL:
             _, fn, args, kwargs = message
             del message
+            if progress is not None:
+                progress[started_slot] = monotonic_ns()
             io.begin(fn)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                del fn, args, kwargs  # release the arguments now, not at the next task
                 io.note(exc)
                 reply = _exception_reply(exc)
                 del exc
             else:
+                del fn, args, kwargs
                 try:
                     reply = _dumps((_OK, result), _PROTOCOL)
                 except Exception:
@@ -192,14 +201,13 @@ def _worker_main(
                         append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
             except BaseException as exc:
                 io.note(exc)
-                error, tb = exc, _traceback_text(exc)
+                error, tb = exc, traceback_text(exc)
                 exc.__traceback__ = None
             try:
                 reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
             except Exception:
                 reply = _chunk_reply(values, error, tb)
-            del values, chunk, error
-        del fn
+            del values, chunk, error, fn
         try:
             send(reply)
         except OSError:
