@@ -5,6 +5,7 @@ livelock detection and replay after edits."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -435,3 +436,29 @@ def test_the_marker_and_options_fail_with_a_token_and_replay_it(pytester: pytest
     again = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--unifex-replay", token.group(1))
     again.assert_outcomes(failed=1)
     assert "replayed exactly" in again.stdout.str()
+
+
+def pct_rate(program: Callable[[Any], None], depth: int, runs: int = 300) -> tuple[float, int]:
+    """The share of PCT runs that fail, and the most scheduling points seen in a run."""
+    from unifex.testing.explore import PCTStrategy, _run_once, _Settings
+
+    strategy = PCTStrategy(depth)
+    settings = _Settings(None, "virtual", 20_000)
+    failed = 0
+    points = 0
+    for seed in range(runs):
+        run = _run_once(program, settings, strategy, random.Random(seed))
+        failed += run.failure is not None
+        points = max(points, len(run.decisions))
+    return failed / runs, points
+
+
+@pytest.mark.parametrize(
+    ("name", "tasks", "depth"), [("rare_ordering_of_10", 10, 1), ("order_violation", 2, 1), ("atomicity_depth_2", 2, 2), ("lost_update", 10, 2)]
+)
+def test_pct_meets_its_probability_bound(name: str, tasks: int, depth: int) -> None:
+    # Burckhardt et al.: a depth-d bug among n tasks and k points is found with
+    # probability >= 1/(n * k**(d-1)) per run (the seeds are fixed: the rates are exact)
+    rate, k = pct_rate(BUGS[name][0], depth)
+    bound = 1 / (tasks * k ** (depth - 1))
+    assert rate >= bound, f"PCT found {name} in {rate:.3f} of runs, below 1/(n*k^(d-1)) = {bound:.3f} (n={tasks}, k={k})"

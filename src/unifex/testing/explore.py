@@ -103,7 +103,7 @@ class PCTStrategy(Strategy):
         if depth < 1:
             raise ValueError(f"pct depth must be >= 1, not {depth!r}")
         self.depth = depth
-        self.k = 16  # grows to the longest run seen
+        self.k = 1  # the most scheduling points seen in a run so far
 
     def begin(self, rng: random.Random) -> None:
         super().begin(rng)
