@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
-from ._api import Executor, executor
+from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
+from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
@@ -32,11 +33,17 @@ __all__ = (
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "CancelledError",
+    "ConditionLike",
     "DeadlockError",
+    "EventLike",
     "Executor",
     "ExecutorClosedError",
     "Future",
     "LivelockError",
+    "LockLike",
+    "QueueLike",
+    "RLockLike",
+    "SemaphoreLike",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",

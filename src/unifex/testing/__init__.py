@@ -12,8 +12,10 @@ Its factory may declare:
   per start method).
 
 The built-in kinds list their option sets in :data:`TEST_CONFIGURATIONS`
-instead (the product never imports :mod:`unifex.testing`); a third-party kind
-may add its own with :func:`register_configurations`.
+instead (the product never imports :mod:`unifex.testing`; the ``dask`` kind's
+shared cluster is test infrastructure the product must not carry); a
+third-party kind may add its own with :func:`register_configurations`. They
+take precedence over the factory's.
 
 Capabilities:
 
@@ -81,12 +83,28 @@ def _greenlet_configurations() -> Variants:
     return [("greenlet", {}), ("greenlet-seed", {"seed": 20240601})]
 
 
+def _process_configurations() -> Variants:
+    # every start method this platform has: each starts workers its own way
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
+
+
+def _dask_configurations() -> Variants:
+    from . import dask_cluster
+
+    return dask_cluster.configurations()
+
+
 #: kind -> a function returning ``[(id, options), ...]``: the option sets the
 #: conformance suite tests that kind under (one entry per kind, so a kind is
 #: found in one place). Kinds without an entry use their factory's
 #: ``test_configurations()``, else one configuration with no options.
 TEST_CONFIGURATIONS: dict[str, Callable[[], Variants]] = {
     "greenlet": _greenlet_configurations,
+    "dask": _dask_configurations,
+    "process": _process_configurations,
 }
 
 
