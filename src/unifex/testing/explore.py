@@ -340,7 +340,8 @@ class _ExploringLoop(_Loop):
                 op = f"resumes after {self.operation(inner.f_code.co_name, inner.f_locals.get('self'))}"
             where = user_line(g)
             what = f"{op} at {where}" if where else op
-        fn_name = getattr(task.fn, "__name__", None) or repr(task.fn)
+        fn = task.target()
+        fn_name = getattr(fn, "__name__", None) or repr(fn)
         self.trace.append((self.steps, f"#{task.number} {fn_name}", what))
 
     def operation(self, name: str, owner: object) -> str:
