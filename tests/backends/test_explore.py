@@ -462,3 +462,33 @@ def test_pct_meets_its_probability_bound(name: str, tasks: int, depth: int) -> N
     rate, k = pct_rate(BUGS[name][0], depth)
     bound = 1 / (tasks * k ** (depth - 1))
     assert rate >= bound, f"PCT found {name} in {rate:.3f} of runs, below 1/(n*k^(d-1)) = {bound:.3f} (n={tasks}, k={k})"
+
+
+def test_the_options_explore_unmarked_tests_in_the_plain_greenlet_configuration(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(unifex.__file__).parents[1]))
+    pytester.makepyfile(
+        """
+        import unifex
+
+        def test_check_then_use(ex):
+            state = {"conn": "c"}
+            def send():
+                if state["conn"] is not None:
+                    unifex.sleep(0)
+                    return state["conn"].upper()
+                return "offline"
+            def close():
+                unifex.sleep(0)
+                state["conn"] = None
+            fs = [ex.submit(send), ex.submit(close)]
+            assert fs[0].result(timeout=10) in ("C", "offline")
+            fs[1].result(timeout=10)
+        """
+    )
+    plain = ["-p", "no:cacheprovider", "--unifex-kinds", "greenlet", "-k", "not seed"]
+    pytester.runpytest_subprocess(*plain).assert_outcomes(passed=1)  # FIFO never hits it
+    explored = pytester.runpytest_subprocess(*plain, "--unifex-schedules", "200")
+    explored.assert_outcomes(failed=1)
+    assert "--unifex-replay ux1." in explored.stdout.str()
