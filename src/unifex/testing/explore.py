@@ -302,8 +302,8 @@ class _ExploringLoop(_Loop):
             self.decisions.append(_key(self, task))
             if i:
                 self.departures.append(len(self.decisions) - 1)
-        if self.steps - self.progress > self.max_steps // 2:
-            self.spins[task] = self.spins.get(task, 0) + 1
+        spins = self.spins
+        spins[task] = spins.get(task, 0) + 1
         if self.tracing:
             self.note(task)
         # as _Loop.step, after the choice
@@ -468,10 +468,23 @@ def decode_token(token: str) -> tuple[_Settings, list[int], str]:
 
 
 def _format_trace(trace: list[tuple[int, str, str]]) -> str:
-    width = max((len(name) for _, name, _ in trace), default=0)
-    lines = [f"  step {step:>4}  {name:<{width}}  {what}" for step, name, what in trace]
+    """One line per scheduling point; a task repeating the same point (a spin)
+    is folded into one line with a count."""
+    runs: list[list[Any]] = []  # [first step, last step, task, what, count]
+    for step, name, what in trace:
+        if runs and runs[-1][2] == name and runs[-1][3] == what:
+            runs[-1][1] = step
+            runs[-1][4] += 1
+        else:
+            runs.append([step, step, name, what, 1])
+    width = max((len(r[2]) for r in runs), default=0)
+    lines = []
+    for first, last, name, what, count in runs:
+        steps = f"{first:>4}" if count == 1 else f"{first}-{last}"
+        times = "" if count == 1 else f"  (x{count})"
+        lines.append(f"  step {steps:>4}  {name:<{width}}  {what}{times}")
     if len(lines) > _MAX_TRACE:
-        lines = [f"  ... {len(lines) - _MAX_TRACE} earlier steps", *lines[-_MAX_TRACE:]]
+        lines = [f"  ... {len(lines) - _MAX_TRACE} earlier lines", *lines[-_MAX_TRACE:]]
     return "\n".join(lines)
 
 
@@ -553,7 +566,7 @@ def explore(
             break
         member = live[turn % len(live)]
         turn += 1
-        rng = random.Random(f"{seed}/{ran}")
+        rng = random.Random(seed * 1_000_003 + ran)  # an int seeds fast
         run = _run_once(test, settings, member, rng)
         ran += 1
         seen.add(hash(tuple(run.decisions)))
