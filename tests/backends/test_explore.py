@@ -268,6 +268,8 @@ def test_explore_counts_distinct_schedules_and_dfs_says_when_it_has_seen_them_al
     result = explore(fine, schedules=1000, strategy="dfs")
     assert result.exhausted and result.schedules == result.distinct < 1000
     assert str(result) == f"all {result.distinct} distinct schedules explored (strategy dfs), none failed"
+    portfolio = explore(fine)  # its bounded DFS, once done, goes on to every schedule
+    assert portfolio.exhausted and portfolio.distinct == result.distinct
     again = explore(fine, schedules=200, strategy="random")
     assert not again.exhausted and again.schedules == 200 and again.distinct <= result.distinct
 

@@ -570,12 +570,15 @@ def explore(
         run = _run_once(test, settings, member, rng)
         ran += 1
         seen.add(hash(tuple(run.decisions)))
+        if run.failure is not None:
+            _report_failure(test, settings, run, member, ran, len(seen), seed, shrink)
         if isinstance(member, DFSStrategy) and member.exhausted:
             exhausted = member.bound is None and not member.truncated
             if exhausted:
                 break
-        if run.failure is not None:
-            _report_failure(test, settings, run, member, ran, len(seen), seed, shrink)
+            if member.bound is not None and strategy == "portfolio":
+                # every schedule with few departures ran: go on to all of them (and say so if that ends)
+                members[members.index(member)] = DFSStrategy()
     return ExploreResult(ran, len(seen), exhausted, strategy)
 
 
