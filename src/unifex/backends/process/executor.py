@@ -87,10 +87,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
 
-from ..._base import TERMINATED, BaseExecutor, describe_call, terminated_error
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
 from ..._remote import RemoteTraceback, call_parts, describe_exception, exit_text, map_parts, unpicklable, which_part
+from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, format_bytes, parse_bytes, rss_of
 from . import helpers as shared
 from .callbacks import CallbackRunner, hold
 from .wire import (
@@ -104,9 +105,11 @@ from .wire import (
     _loads,
     _widen_pipe,
 )
-from .worker import _worker_main
+from .worker import LOG_MARK, _worker_main
 
 __all__ = ["KILL_GRACE", "ProcessExecutor"]
+
+_LOG_BYTE = LOG_MARK[0]
 
 logger = logging.getLogger("unifex")
 
@@ -223,7 +226,9 @@ class ProcessExecutor(BaseExecutor):
     """Tasks in worker processes: crash-isolated, killable, with cross-process helpers."""
 
     kind: ClassVar[str] = "process"
-    options: ClassVar[frozenset[str]] = frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs"})
+    options: ClassVar[frozenset[str]] = (
+        frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker"}) | WORKER_OPTIONS | COMMON_OPTIONS
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "kill_running", "isolated_crash"})
 
     def __init__(
@@ -234,6 +239,9 @@ class ProcessExecutor(BaseExecutor):
         max_tasks_per_worker: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_memory_per_worker: int | str | None = None,
+        **common: Any,
     ) -> None:
         methods = multiprocessing.get_all_start_methods()
         if start_method is None:
@@ -242,9 +250,9 @@ class ProcessExecutor(BaseExecutor):
             raise ValueError(f"start_method must be one of {', '.join(repr(m) for m in methods)} on this platform, not {start_method!r}")
         if max_tasks_per_worker is not None and (isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int) or max_tasks_per_worker < 1):
             raise ValueError(f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}")
-        if initializer is not None and not callable(initializer):
-            raise TypeError(f"initializer must be callable or None, not {initializer!r}")
-        super().__init__(size)
+        WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)  # the checks every kind makes
+        self.max_memory_per_worker = parse_bytes(max_memory_per_worker)
+        super().__init__(size, **common)
         self.start_method = start_method
         self.max_tasks_per_worker = max_tasks_per_worker
         self._ctx: Any = multiprocessing.get_context(start_method)
@@ -255,6 +263,11 @@ class ProcessExecutor(BaseExecutor):
             except Exception as exc:
                 parts = [("the initializer", initializer)] + [(f"initargs[{i}]", a) for i, a in enumerate(initargs)]
                 raise which_part(_DESTINATION, parts, exc) from None
+        # the finalizer, and the level from which workers forward logging records
+        try:
+            self._life_payload = _dumps_task((finalizer, logging.getLogger().getEffectiveLevel()), finalizer)
+        except Exception as exc:
+            raise which_part(_DESTINATION, [("the finalizer", finalizer)], exc) from None
         self._pid = os.getpid()
         self._queue: deque[_Task] = deque()
         self._thread: threading.Thread | None = None
@@ -463,6 +476,7 @@ class ProcessExecutor(BaseExecutor):
                 slot + self._slots if slot >= 0 else -1,
                 state.token,
                 self._init_payload,
+                self._life_payload,
             ),
             name=f"unifex-process-worker-{self.start_method}",
         )
@@ -560,11 +574,19 @@ class ProcessExecutor(BaseExecutor):
                 del self._by_result_fd[worker.result_fd]
                 worker.result_fd = None
             return
+        if data[0] == _LOG_BYTE:  # a logging record of the worker (docs/lifecycle.md)
+            try:
+                emit_forwarded(_loads(data[1:]))
+            except Exception:
+                logger.exception("unifex: a logging record from process worker pid %d could not be handled", worker.pid)
+            return
         task = worker.task
         worker.task = None
         worker.deadline = None
         if worker.dying or task is None:
             return  # a late reply from a worker already given up on
+        if self.max_memory_per_worker is not None and not worker.retiring:
+            self._check_memory(worker)
         # Hand the worker its next task before unpickling this reply and settling
         # its future, so the worker computes while the parent does that. Only a
         # worker's first reply can say its initializer failed (it then exits).
@@ -583,6 +605,21 @@ class ProcessExecutor(BaseExecutor):
             else:
                 self._idle.append(worker)
         self._settle(task, reply)
+
+    def _check_memory(self, worker: _Worker) -> None:
+        """``max_memory_per_worker``: a worker grown past it is replaced after the
+        task it just finished (retired from this side, so no task is handed to a
+        worker that is exiting)."""
+        rss = rss_of(worker.pid)
+        limit = self.max_memory_per_worker
+        if rss is not None and limit is not None and rss > limit:
+            worker.retiring = True
+            logger.warning(
+                "unifex: process worker pid %d uses %s, more than max_memory_per_worker=%s; it is replaced",
+                worker.pid,
+                format_bytes(rss),
+                format_bytes(limit),
+            )
 
     def _settle(self, task: _Task, reply: Any) -> None:
         fut = task.fut
