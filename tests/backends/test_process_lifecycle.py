@@ -140,3 +140,59 @@ def test_worker_releases_a_tasks_arguments_when_it_ends(how: str) -> None:
         assert fut.exception(timeout=30) is None or how == "raises"
         assert collected.wait(20), "the worker still holds the finished task's argument"
         del flag
+
+
+FORKED = """
+import os, sys
+import unifex
+def square(x):
+    return x * x
+if __name__ == "__main__":
+    ex = unifex.executor("process", size=2, start_method=sys.argv[1])
+    print("parent", ex.submit(square, 3).result(timeout=60), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        with unifex.executor("process", size=2, start_method=sys.argv[1]) as mine:
+            print("child", mine.submit(square, 4).result(timeout=60), flush=True)
+        sys.exit(0)  # a normal exit: atexit handlers run
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status), flush=True)
+    print("parent again", ex.submit(square, 5).result(timeout=60), flush=True)
+    ex.close()
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+def test_a_forked_child_can_use_its_own_process_executor(tmp_path: Any, start_method: str) -> None:
+    """Issue 14.15: after os.fork() with a live process executor."""
+    script = tmp_path / "forked.py"
+    script.write_text(textwrap.dedent(FORKED))
+    out = subprocess.run([sys.executable, str(script), start_method], capture_output=True, text=True, timeout=100, check=False)
+    assert out.stdout.split("\n")[:4] == ["parent 9", "child 16", "child exit 0", "parent again 25"], out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and "Error" not in out.stderr, out.stderr
+    assert out.returncode == 0
+
+
+FROM_STDIN = """
+import sys
+import unifex
+class Point:
+    def __init__(self, x):
+        self.x = x
+def double(p):
+    return Point(p.x * 2)
+with unifex.executor("process", size=2, **({"start_method": sys.argv[1]} if sys.argv[1] != "default" else {})) as ex:
+    print(ex.submit(double, Point(3)).result(timeout=60).x, [p.x for p in ex.map(double, map(Point, range(4)))], flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("start_method", ["default", "forkserver", "spawn", "fork"])
+def test_a_program_read_from_stdin_can_use_process(start_method: str) -> None:
+    """Issue 14.16: ``python3 - <<EOF``: functions and classes of ``__main__`` travel by value."""
+    out = subprocess.run(
+        [sys.executable, "-", start_method], input=textwrap.dedent(FROM_STDIN), capture_output=True, text=True, timeout=100, check=False
+    )
+    assert out.stdout.strip() == "6 [0, 2, 4, 6]", out.stdout + out.stderr
+    assert out.returncode == 0

@@ -73,6 +73,7 @@ Decisions, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -80,11 +81,12 @@ import multiprocessing.connection
 import os
 import select
 import signal
+import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, final
 
 from ..._base import TERMINATED, BaseExecutor, describe_call, terminated_error
@@ -140,9 +142,39 @@ def _get_death_pipe() -> tuple[int, int]:
 
 
 def _after_fork_in_child() -> None:
+    """After ``os.fork()`` (or a ``fork`` worker's start), this process is not
+    the parent of the executors' workers nor of the forkserver: forget them,
+    so it can start executors of its own and exits without joining theirs."""
     global _death_pipe
+    if _death_pipe is not None:
+        try:
+            os.close(_death_pipe[1])  # only the parent may hold the write end: its exit must close it
+        except OSError:
+            pass
     _death_pipe = None
+    children = multiprocessing.process._children  # type: ignore[attr-defined]
+    for ex in list(_LIVE):
+        for worker in ex._workers.values():
+            children.discard(worker.proc)
     _LIVE.clear()
+    _forget_forkserver()
+
+
+def _forget_forkserver() -> None:
+    forkserver = getattr(sys.modules.get("multiprocessing.forkserver"), "_forkserver", None)
+    if forkserver is None or getattr(forkserver, "_forkserver_pid", None) is None:
+        return
+    # the parent's forkserver: waitpid() on it fails here (ChildProcessError); start our own when needed
+    alive_fd = forkserver._forkserver_alive_fd
+    forkserver._forkserver_pid = None
+    forkserver._forkserver_address = None
+    forkserver._forkserver_alive_fd = None
+    forkserver._lock = threading.Lock()  # another thread may have held it at the fork
+    if alive_fd is not None:
+        try:
+            os.close(alive_fd)
+        except OSError:
+            pass
 
 
 _LIVE: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
@@ -212,6 +244,25 @@ class _Worker:
         self.retiring = False  # no more tasks: max_tasks_per_worker reached, or closing
         self.dying = False  # killed (timeout, terminate); waiting for its sentinel
         self.kill_at: float | None = None  # when to escalate SIGTERM to SIGKILL
+
+
+@contextlib.contextmanager
+def _main_path_hidden() -> Iterator[None]:
+    """A program read from stdin (``python3 - <<EOF``) has ``__main__.__file__ ==
+    '<stdin>'``: spawn and forkserver would run that path in the worker and
+    fail. Hide a path that is not a file while a worker starts; functions of
+    ``__main__`` travel by value anyway."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    spec = getattr(main, "__spec__", None)
+    if not isinstance(path, str) or spec is not None or os.path.isfile(os.path.join(multiprocessing.process.ORIGINAL_DIR or "", path)):  # type: ignore[attr-defined]
+        yield
+        return
+    del main.__file__  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        main.__file__ = path  # type: ignore[union-attr]
 
 
 def _how_it_ended(pid: int, exitcode: int | None) -> str:
@@ -446,9 +497,10 @@ class ProcessExecutor(BaseExecutor):
         result_r, result_w = multiprocessing.Pipe(duplex=False)
         _widen_pipe(task_w.fileno())
         _widen_pipe(result_r.fileno())
-        death_r_fd, death_w_fd = _get_death_pipe()
+        death_r_fd = _get_death_pipe()[0]
         death = multiprocessing.connection.Connection(os.dup(death_r_fd), writable=False)
-        close_fds = [task_w.fileno(), result_r.fileno(), death_w_fd] if self.start_method == "fork" else []
+        # fork: the worker closes the parent's ends of its pipes (the at-fork hook closes the death pipe's)
+        close_fds = [task_w.fileno(), result_r.fileno()] if self.start_method == "fork" else []
         proc = self._ctx.Process(
             target=_worker_main,
             args=(
@@ -467,7 +519,8 @@ class ProcessExecutor(BaseExecutor):
             name=f"unifex-process-worker-{self.start_method}",
         )
         try:
-            proc.start()
+            with _main_path_hidden():
+                proc.start()
         finally:
             task_r.close()
             result_w.close()
