@@ -196,3 +196,24 @@ def test_a_program_read_from_stdin_can_use_process(start_method: str) -> None:
     )
     assert out.stdout.strip() == "6 [0, 2, 4, 6]", out.stdout + out.stderr
     assert out.returncode == 0
+
+
+GEVENT_PATCHED = """
+from gevent import monkey
+monkey.patch_all()
+import unifex
+try:
+    unifex.executor("process", size=2)
+except RuntimeError as exc:
+    print("refused:", exc, flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_process_refuses_a_gevent_patched_program_at_once() -> None:
+    """Issue 14.3: tasks could never finish there; say why and what to do instead of hanging."""
+    pytest.importorskip("gevent", reason="the check concerns programs patched by gevent")
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(GEVENT_PATCHED)], capture_output=True, text=True, timeout=100, check=False)
+    assert out.stdout.startswith("refused: the 'process' kind cannot run in a program that gevent.monkey patched"), out.stdout + out.stderr
+    assert "unifex.executor('gevent')" in out.stdout
+    assert out.returncode == 0

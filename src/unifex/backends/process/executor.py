@@ -246,6 +246,23 @@ class _Worker:
         self.kill_at: float | None = None  # when to escalate SIGTERM to SIGKILL
 
 
+def _refuse_gevent_patching() -> None:
+    """After ``gevent.monkey.patch_all()`` the dispatcher thread would be a
+    greenlet that runs only when the hub does, and its poll, pipes and child
+    reaping gevent's: tasks would never finish. Say so at once instead."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None:
+        return
+    patched = [name for name in ("threading", "select", "socket", "os", "signal", "subprocess") if monkey.is_module_patched(name)]
+    if patched:
+        raise RuntimeError(
+            f"the 'process' kind cannot run in a program that gevent.monkey patched ({', '.join(patched)} patched): "
+            "its dispatcher thread and its waits on workers would be gevent's, and tasks would never finish. "
+            "For I/O-bound work in a patched program use unifex.executor('gevent'); run CPU-bound work with "
+            "'process' in a program that does not call gevent.monkey.patch_all()"
+        )
+
+
 @contextlib.contextmanager
 def _main_path_hidden() -> Iterator[None]:
     """A program read from stdin (``python3 - <<EOF``) has ``__main__.__file__ ==
@@ -286,6 +303,7 @@ class ProcessExecutor(BaseExecutor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
     ) -> None:
+        _refuse_gevent_patching()
         methods = multiprocessing.get_all_start_methods()
         if start_method is None:
             start_method = "forkserver" if "forkserver" in methods else "spawn"
