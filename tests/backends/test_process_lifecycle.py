@@ -3,12 +3,15 @@ interpreter exit, and memory that stays flat over a long lazy map."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any
 
@@ -17,7 +20,7 @@ import pytest
 from _process_util import SetsWhenCollected, wait_gone
 
 import unifex
-from unifex.testing import tasks
+from unifex.testing import tasks, wait_until
 
 INTERRUPTED = """
 import sys, time
@@ -58,8 +61,11 @@ def test_ctrl_c_reaches_the_caller_and_terminates(tmp_path: Any, start_method: s
     )
     try:
         assert proc.stdout is not None and proc.stderr is not None
-        pids = [int(p) for p in proc.stdout.readline().split()]
-        assert len(pids) == 2
+        line = proc.stdout.readline()
+        if not re.fullmatch(r"\d+ \d+\n", line):
+            proc.kill()
+            pytest.fail(f"the program printed {line!r}, not two worker pids; its stderr: {proc.stderr.read()}")
+        pids = [int(p) for p in line.split()]
         time.sleep(0.2)  # the caller is now blocked waiting
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
         proc.wait(20)  # the tasks sleep 60 s: ending at all shows the interrupt worked
@@ -217,3 +223,23 @@ def test_process_refuses_a_gevent_patched_program_at_once() -> None:
     assert out.stdout.startswith("refused: the 'process' kind cannot run in a program that gevent.monkey patched"), out.stdout + out.stderr
     assert "unifex.executor('gevent')" in out.stdout
     assert out.returncode == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_dropped_executor_releases_its_workers_and_helpers() -> None:
+    """Issue 14.14: dropped without close(), the executor is collected by reference
+    counting alone (no cycle through its dispatcher thread), and its workers,
+    threads and named semaphores go."""
+    gc.disable()
+    try:
+        ex = unifex.executor("process", size=2)
+        lock = ex.Lock()
+        name = lock._name
+        futures = [ex.submit(tasks.getpid) for _ in range(4)]
+        pids = {f.result(timeout=60) for f in futures}
+        del ex, lock, futures
+        assert not wait_gone(pids, 60), "the dropped executor's workers are still running"
+        assert wait_until(lambda: not os.path.exists(f"/dev/shm/sem.{name[1:]}"), timeout=60)
+        assert wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("unifex-process")], timeout=60)
+    finally:
+        gc.enable()
