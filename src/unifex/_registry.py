@@ -23,7 +23,7 @@ BUILTIN: dict[str, tuple[str, str | None, str | None]] = {
     "gevent": ("unifex.backends.gevent:GeventExecutor", "gevent", "unifex[gevent]"),
     "greenlet": ("unifex.backends.greenlet:GreenletExecutor", "greenlet", "unifex[gevent]"),
     "serial": ("unifex.backends.serial:SerialExecutor", None, None),
-    "dask": ("unifex.backends.dask:DaskExecutor", "distributed", "unifex[dask]"),
+    "dask": ("unifex.backends.dask.client:DaskExecutor", "distributed", "unifex[dask]"),
 }
 
 ENTRY_POINT_GROUP = "unifex.backends"

@@ -233,7 +233,7 @@ def test_a_dropped_executor_releases_its_workers_and_helpers() -> None:
     gc.disable()
     try:
         ex = unifex.executor("process", size=2)
-        lock = ex.Lock()
+        lock: Any = ex.Lock()
         name = lock._name
         futures = [ex.submit(tasks.getpid) for _ in range(4)]
         pids = {f.result(timeout=60) for f in futures}

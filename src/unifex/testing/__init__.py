@@ -12,8 +12,10 @@ Its factory may declare:
   per start method).
 
 The built-in kinds list their option sets in :data:`TEST_CONFIGURATIONS`
-instead (the product never imports :mod:`unifex.testing`); a third-party kind
-may add its own with :func:`register_configurations`.
+instead (the product never imports :mod:`unifex.testing`; the ``dask`` kind's
+shared cluster is test infrastructure the product must not carry); a
+third-party kind may add its own with :func:`register_configurations`. They
+take precedence over the factory's.
 
 Capabilities:
 
@@ -45,7 +47,16 @@ import attrs
 
 from .._registry import backends, get_factory
 
-__all__ = ["CAPABILITIES", "TEST_CONFIGURATIONS", "KindConfig", "configurations", "register_configurations", "wait_until"]
+__all__ = [
+    "CAPABILITIES",
+    "TEST_CONFIGURATIONS",
+    "KindConfig",
+    "configurations",
+    "explore",
+    "register_configurations",
+    "replay",
+    "wait_until",
+]
 
 CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
 
@@ -80,12 +91,19 @@ def _process_configurations() -> Variants:
     return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
 
 
+def _dask_configurations() -> Variants:
+    from . import dask_cluster
+
+    return dask_cluster.configurations()
+
+
 #: kind -> a function returning ``[(id, options), ...]``: the option sets the
 #: conformance suite tests that kind under (one entry per kind, so a kind is
 #: found in one place). Kinds without an entry use their factory's
 #: ``test_configurations()``, else one configuration with no options.
 TEST_CONFIGURATIONS: dict[str, Callable[[], Variants]] = {
     "greenlet": _greenlet_configurations,
+    "dask": _dask_configurations,
     "process": _process_configurations,
 }
 
@@ -129,3 +147,14 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.005) -
             return False
         unifex.sleep(interval)
     return True
+
+
+try:  # schedule exploration runs on the greenlet kind
+    from .explore import explore, replay
+except ImportError as _missing:  # pragma: no cover - greenlet not installed
+    _reason = str(_missing)
+
+    def explore(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        raise ImportError(f"unifex.testing.explore needs the greenlet package ({_reason}); install it with: pip install 'unifex[gevent]'")
+
+    replay = explore  # type: ignore[assignment]

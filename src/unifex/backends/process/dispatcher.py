@@ -27,6 +27,7 @@ from ..._base import TERMINATED, describe_call, terminated_error
 from ..._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
 from ..._remote import RemoteTraceback, describe_exception, exit_text
+from ..._worker import emit_forwarded, format_bytes, rss_of
 from . import helpers as shared
 from .callbacks import CallbackRunner, hold
 from .wire import (
@@ -38,12 +39,14 @@ from .wire import (
     _loads,
     _widen_pipe,
 )
-from .worker import _worker_main
+from .worker import LOG_MARK, _worker_main
 
 if TYPE_CHECKING:
     from .executor import ProcessExecutor
 
 __all__ = ["KILL_GRACE"]
+
+_LOG_BYTE = LOG_MARK[0]
 
 logger = logging.getLogger("unifex")
 
@@ -222,6 +225,8 @@ class _Dispatcher:
         self.max_tasks_per_worker = max_tasks_per_worker
         self._ctx: Any = multiprocessing.get_context(start_method)
         self._init_payload = init_payload
+        self._life_payload: bytes | None = None  # the finalizer and the log level workers forward from
+        self.max_memory_per_worker: int | None = None
         self._state_lock = state_lock  # the executor's: no work is queued once closing has begun
         self._owner = owner
         self._pid = os.getpid()
@@ -232,6 +237,7 @@ class _Dispatcher:
         self._armed = False  # the dispatcher is (about to be) blocked in poll: wake it on new work
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        self._wake_lock = threading.Lock()
         self._shared_lock = threading.Lock()
         self._shared: shared.SharedState | None = None
         self._cleaned = False
@@ -259,10 +265,14 @@ class _Dispatcher:
             self._wake()
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:  # the pipe is full (a wake-up is already pending) or closed
-            pass
+        # under the lock: once closed, the pipe's fd number may belong to another file
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except OSError:  # the pipe is full: a wake-up is already pending
+                pass
 
     # -- closing -------------------------------------------------------------------
 
@@ -298,11 +308,13 @@ class _Dispatcher:
             state, self._shared = self._shared, None
         if state is not None:
             state.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._wake_r = self._wake_w = -1
         _LIVE.discard(self)
 
     # -- the dispatcher thread -----------------------------------------------------
@@ -389,6 +401,7 @@ class _Dispatcher:
                 slot + self._slots if slot >= 0 else -1,
                 state.token,
                 self._init_payload,
+                self._life_payload,
             ),
             name=f"unifex-process-worker-{self.start_method}",
         )
@@ -487,11 +500,19 @@ class _Dispatcher:
                 del self._by_result_fd[worker.result_fd]
                 worker.result_fd = None
             return
+        if data[0] == _LOG_BYTE:  # a logging record of the worker (docs/lifecycle.md)
+            try:
+                emit_forwarded(_loads(data[1:]))
+            except Exception:
+                logger.exception("unifex: a logging record from process worker pid %d could not be handled", worker.pid)
+            return
         task = worker.task
         worker.task = None
         worker.deadline = None
         if worker.dying or task is None:
             return  # a late reply from a worker already given up on
+        if self.max_memory_per_worker is not None and not worker.retiring:
+            self._check_memory(worker)
         # Hand the worker its next task before unpickling this reply and settling
         # its future, so the worker computes while the parent does that. Only a
         # worker's first reply can say its initializer failed (it then exits).
@@ -510,6 +531,21 @@ class _Dispatcher:
             else:
                 self._idle.append(worker)
         self._settle(task, reply)
+
+    def _check_memory(self, worker: _Worker) -> None:
+        """``max_memory_per_worker``: a worker grown past it is replaced after the
+        task it just finished (retired from this side, so no task is handed to a
+        worker that is exiting)."""
+        rss = rss_of(worker.pid)
+        limit = self.max_memory_per_worker
+        if rss is not None and limit is not None and rss > limit:
+            worker.retiring = True
+            logger.warning(
+                "unifex: process worker pid %d uses %s, more than max_memory_per_worker=%s; it is replaced",
+                worker.pid,
+                format_bytes(rss),
+                format_bytes(limit),
+            )
 
     def _settle(self, task: _Task, reply: Any) -> None:
         fut = task.fut

@@ -87,6 +87,7 @@ Decisions, and why:
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
@@ -95,10 +96,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, final
 
-from ..._base import BaseExecutor
+from ..._base import COMMON_OPTIONS, BaseExecutor
 from ..._errors import SerializationError
 from ..._future import Future
 from ..._remote import call_parts, map_parts, unpicklable, which_part
+from ..._worker import WORKER_OPTIONS, WorkerSetup, parse_bytes
 from . import helpers as shared
 from .dispatcher import KILL_GRACE, _Dispatcher, _Task
 from .wire import _CALL, _dumps_chunk, _dumps_task
@@ -130,7 +132,9 @@ class ProcessExecutor(BaseExecutor):
     """Tasks in worker processes: crash-isolated, killable, with cross-process helpers."""
 
     kind: ClassVar[str] = "process"
-    options: ClassVar[frozenset[str]] = frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs"})
+    options: ClassVar[frozenset[str]] = (
+        frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker"}) | WORKER_OPTIONS | COMMON_OPTIONS
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "kill_running", "isolated_crash"})
 
     def __init__(
@@ -141,6 +145,9 @@ class ProcessExecutor(BaseExecutor):
         max_tasks_per_worker: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_memory_per_worker: int | str | None = None,
+        **common: Any,
     ) -> None:
         _refuse_gevent_patching()
         methods = multiprocessing.get_all_start_methods()
@@ -150,9 +157,9 @@ class ProcessExecutor(BaseExecutor):
             raise ValueError(f"start_method must be one of {', '.join(repr(m) for m in methods)} on this platform, not {start_method!r}")
         if max_tasks_per_worker is not None and (isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int) or max_tasks_per_worker < 1):
             raise ValueError(f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}")
-        if initializer is not None and not callable(initializer):
-            raise TypeError(f"initializer must be callable or None, not {initializer!r}")
-        super().__init__(size)
+        WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)  # the checks every kind makes
+        self.max_memory_per_worker = parse_bytes(max_memory_per_worker)
+        super().__init__(size, **common)
         self.start_method = start_method
         self.max_tasks_per_worker = max_tasks_per_worker
         init_payload: bytes | None = None
@@ -162,7 +169,14 @@ class ProcessExecutor(BaseExecutor):
             except Exception as exc:
                 parts = [("the initializer", initializer)] + [(f"initargs[{i}]", a) for i, a in enumerate(initargs)]
                 raise which_part(_DESTINATION, parts, exc) from None
+        # the finalizer, and the level from which workers forward logging records
+        try:
+            life_payload = _dumps_task((finalizer, logging.getLogger().getEffectiveLevel()), finalizer)
+        except Exception as exc:
+            raise which_part(_DESTINATION, [("the finalizer", finalizer)], exc) from None
         self._core = _Dispatcher(self.size, start_method, max_tasks_per_worker, init_payload, self._state_lock, weakref.ref(self))
+        self._core._life_payload = life_payload
+        self._core.max_memory_per_worker = self.max_memory_per_worker
         # dropped without close(): finish the accepted work, then end the workers
         # and release the helpers, as ThreadPoolExecutor's threads end (the
         # dispatcher thread holds the core, never this object)
