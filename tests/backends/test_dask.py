@@ -222,13 +222,13 @@ def test_serialization_errors_say_which_part(shared_address: str) -> None:
         assert ex.submit(tasks.square, 4).result(timeout=30) == 16
 
 
-def test_callbacks_run_in_our_collector_thread_not_in_distributeds(shared_address: str) -> None:
+def test_callbacks_run_in_our_callback_thread_not_in_distributeds(shared_address: str) -> None:
     names: list[str] = []
     with unifex.executor("dask", address=shared_address, size=2) as ex:
         for i in range(4):
             ex.apply_async(tasks.square, (i,), callback=lambda _r: names.append(threading.current_thread().name))
     assert len(names) == 4
-    assert all(name.startswith("unifex-dask-collector") for name in names)
+    assert all(name.startswith("unifex-dask-callbacks") for name in names)
 
 
 def test_futures_mix_with_other_kinds_in_wait_and_as_completed(shared_address: str) -> None:
