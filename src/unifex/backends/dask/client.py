@@ -56,8 +56,8 @@ Data flow::
   ``worker-saturation`` to 1.0 so a crash fails only the task it ran, at once);
   the future fails with ``WorkerCrashedError`` carrying the worker's pid and,
   where its nanny is ours (embedded cluster), the exit code or signal.
-* At normal interpreter exit, live executors are closed before distributed's
-  own thread pools stop, so accepted tasks run to completion.
+* At normal interpreter exit the core closes live executors (``_exit.py``)
+  before distributed's own thread pools stop, so accepted tasks run to completion.
 
 Helpers (``Lock``, ``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Event``,
 ``Condition``, ``Queue``, ``dict``) live on the scheduler in one extension
@@ -86,7 +86,6 @@ import itertools
 import logging
 import math
 import os
-import pickle
 import site
 import sys
 import sysconfig
@@ -102,9 +101,11 @@ import cloudpickle
 import dask
 import distributed as _distributed
 
-from ..._base import BaseExecutor, describe_call, fail_unfinished, terminated_error
-from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError, describe_exitcode
-from ..._future import Future, _DoneQueue, run_callback
+from ..._aio import run_coroutine
+from ..._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
+from ..._future import Future, run_callback
+from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
 from ..._share import Shared
 from . import cluster
 from .helpers import (
@@ -122,7 +123,7 @@ from .helpers import (
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import DaskShared, Ref, RemoteTraceback, describe, dpickle, run_batch, run_remote
+from .worker import WHERE, DaskShared, Ref, dpickle, run_batch, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -200,33 +201,29 @@ class _Batch:
 def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], batch: _Batch | None = None) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
-        if _ship_by_value(batch.fn if batch is not None else fn):
-            return cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        if _ship_by_value(batch.fn if batch is not None else args[0] if fn is run_coroutine and args else fn):
+            return cloudpickle_dumps((fn, args, kwargs))
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
-        what = describe(fn, args, kwargs)
-        parts: list[tuple[str, Any]] = [("the function", fn)]
-        if batch is not None:
-            parts = [("the function", batch.fn)] + [(f"input {batch.start + i}", item) for i, item in enumerate(batch.items)]
-        else:
-            parts += [(f"argument {i}", a) for i, a in enumerate(args)] + [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-        for name, value in parts:
-            try:
-                dpickle.dumps(value)
-            except Exception as exc:
-                raise SerializationError(
-                    f"{name} of {what} could not be serialized to send to a dask worker: {exc!r}; pass picklable values "
-                    "(helpers made by this executor travel; locks, sockets and open files do not)"
-                ) from exc
-        raise SerializationError(f"{what} could not be serialized to send to a dask worker: {whole!r}") from whole
+        parts = [("the function", batch.fn), *map_parts(batch.items, batch.start)] if batch is not None else call_parts(fn, args, kwargs)
+        raise which_part(WHERE, parts, whole) from whole
 
 
 def _dumps_value(value: Any) -> bytes:
     """Pickle one value for the workers; its class travels by value when its
     module is one a cluster cannot import."""
     if _ship_by_value(type(value)):
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        return cloudpickle_dumps(value)
     return dpickle.dumps(value)
+
+
+#: modules whose done-callbacks never block (map's bookkeeping, wait/as_completed
+#: queues): they run at once, in the thread that settles the future
+_INLINE_MODULES = frozenset({"unifex._map", "unifex._future"})
+
+
+def _inline(callback: Any) -> bool:
+    return (getattr(callback, "__module__", None) or type(callback).__module__) in _INLINE_MODULES
 
 
 class _Deferred(list):  # type: ignore[type-arg]
@@ -245,8 +242,8 @@ class _Deferred(list):  # type: ignore[type-arg]
         if not list.__len__(self):
             return iter(())
         callbacks = list(list.__iter__(self))
-        inline: list[Any] = [cb for cb in callbacks if isinstance(cb, _DoneQueue)]  # ours: never blocks
-        rest = [cb for cb in callbacks if not isinstance(cb, _DoneQueue)]
+        inline = [cb for cb in callbacks if _inline(cb)]
+        rest = [cb for cb in callbacks if not _inline(cb)]
         post = self._post
         if rest:
             inline.append(lambda fut: post(fut, rest))
@@ -302,33 +299,13 @@ class _CallbackThread:
 
 
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None"]
-#: live executors, closed at interpreter exit so that their accepted tasks run
-_live: weakref.WeakSet[DaskExecutor] = weakref.WeakSet()
-_exit_hook: list[bool] = []
-
-
-def _close_at_exit() -> None:
-    """At normal interpreter exit accepted tasks run to completion, as in
-    concurrent.futures: runs before distributed's own thread pools shut down."""
-    for ex in list(_live):
-        with contextlib.suppress(Exception):
-            ex.close(wait=True)
-
-
-def _install_exit_hook() -> None:
-    if not _exit_hook:
-        _exit_hook.append(True)
-        with contextlib.suppress(RuntimeError):  # the interpreter is already shutting down
-            threading._register_atexit(_close_at_exit)  # type: ignore[attr-defined]
-
-
 @final
 class DaskExecutor(BaseExecutor):
     """Tasks on a dask.distributed cluster: embedded, joined by ``address`` or
     through a user's ``client``."""
 
     kind: ClassVar[str] = "dask"
-    options: ClassVar[frozenset[str]] = frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold"})
+    options: ClassVar[frozenset[str]] = frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold"}) | COMMON_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "remote", "isolated_crash"})
 
     @classmethod
@@ -344,6 +321,7 @@ class DaskExecutor(BaseExecutor):
         processes: bool | None = None,
         threads_per_worker: int | None = None,
         zero_copy_threshold: int | None = ZERO_COPY_THRESHOLD,
+        **common: Any,
     ) -> None:
         if address is not None and client is not None:
             raise TypeError("pass either address= (join a running scheduler) or client= (reuse a Client), not both")
@@ -359,7 +337,7 @@ class DaskExecutor(BaseExecutor):
             raise ValueError(f"threads_per_worker must be a positive int or None, not {threads_per_worker!r}")
         if zero_copy_threshold is not None and (isinstance(zero_copy_threshold, bool) or not isinstance(zero_copy_threshold, int) or zero_copy_threshold < 0):
             raise ValueError(f"zero_copy_threshold must be a number of bytes (an int >= 0) or None, not {zero_copy_threshold!r}")
-        super().__init__(size)
+        super().__init__(size, **common)
         self._threshold = zero_copy_threshold
         explicit_size = size is not None
         self._id = uuid.uuid4().hex[:12]
@@ -396,8 +374,6 @@ class DaskExecutor(BaseExecutor):
         self._torn_down = False
         self._helpers_ready = False
         self._names = itertools.count()
-        _live.add(self)
-        _install_exit_hook()
 
     def __repr__(self) -> str:
         where = "embedded" if self._cluster is not None else self._scheduler_address
@@ -539,13 +515,13 @@ class DaskExecutor(BaseExecutor):
                 return
             if ok:
                 if tb and isinstance(value, tuple) and isinstance(value[1], BaseException):
-                    value[1].__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+                    value[1].__cause__ = RemoteTraceback(tb, WHERE)
                 if batch is not None and batch.crash_error is not None and value[1] is None:
                     value = (value[0], batch.crash_error)  # the items before a crash, then the crash
                 fut.try_set_result(value)
             else:
                 if tb:
-                    value.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+                    value.__cause__ = RemoteTraceback(tb, WHERE)
                 fut.try_set_exception(value)
             return
         error = outcome[1] if isinstance(outcome, tuple) and len(outcome) == 3 else outcome
@@ -605,10 +581,10 @@ class DaskExecutor(BaseExecutor):
         address = getattr(worker, "address", None) or str(worker)
         wait = cluster.EXITCODE_WAIT_EMBEDDED if self._cluster is not None else cluster.EXITCODE_WAIT
         exitcode = cluster.exit_code(self._client, pid, wait) if pid else None
-        how = f"with {describe_exitcode(exitcode)}" if exitcode is not None else "(exit status unknown: only the nannies unifex starts report it)"
+        how = exit_text(exitcode) if exitcode is not None else "died (exit status unknown: only the nannies unifex starts report it)"
         tries = getattr(exc, "allowed_failures", 0) + 1
         return WorkerCrashedError(
-            f"the dask worker {address} (pid {pid}) died {how} while running {what} "
+            f"the dask worker {address} (pid {pid}) {how} while running {what} "
             f"(dask tried {tries} worker{'s' if tries > 1 else ''}); the cluster replaces the worker and keeps going",
             pid=pid,
             exitcode=exitcode,
@@ -636,7 +612,6 @@ class DaskExecutor(BaseExecutor):
                 return
             self._torn_down = True
         self._callbacks.stop()  # every callback has run before the helpers go
-        _live.discard(self)
         for handle in self._shared:
             handle._release()
         self._shared.clear()

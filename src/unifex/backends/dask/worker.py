@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import socket
 import threading
 import time
@@ -17,15 +16,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import cloudpickle
 import distributed as _distributed
 
-from ... import _wait
+from ... import _remote, _wait
 from ..._base import describe_call, terminated_error
 from ..._errors import SerializationError
 from ..._share import Shared
 
-__all__ = ["DaskShared", "Ref", "dpickle", "run_batch", "run_remote"]
+__all__ = ["WHERE", "DaskShared", "Ref", "dpickle", "run_batch", "run_remote"]
+
+#: where a remote traceback comes from, for its text
+WHERE = "a dask worker"
 
 T = TypeVar("T")
 
@@ -36,35 +37,21 @@ _monotonic = time.monotonic
 
 
 class _Pickle:
-    """pickle, with cloudpickle where plain pickle cannot carry the value (lambdas,
-    closures, anything from ``__main__``), as dask does, but without its log
-    record for every value that fails."""
+    """The wire format of every value the ``dask`` kind sends: :func:`unifex._remote.dumps`
+    (pickle, cloudpickle where pickle cannot), and by value whenever the data
+    names ``__main__``, which a worker cannot import."""
 
     @staticmethod
     def dumps(value: Any) -> bytes:
-        try:
-            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        data = _remote.dumps(value)
         if b"__main__" in data:
-            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+            return _remote.dumps(value, by_value=True)
         return data
 
-    loads = staticmethod(pickle.loads)
+    loads = staticmethod(_remote.loads)
 
 
 dpickle = _Pickle
-
-
-class RemoteTraceback(Exception):
-    """The traceback of a task's exception as text, attached as ``__cause__``."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
 
 
 def describe(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -317,5 +304,5 @@ def run_remote(payload: bytes, timeout: float | None, *big: Any) -> bytes:
     if error is not None:
         return _dumps_outcome(False, error, tb, describe(fn, args, kwargs))
     if fn is run_batch and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
-        tb = "".join(traceback.format_exception(value[1]))
+        tb = _remote.traceback_text(value[1])
     return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
