@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -198,10 +199,20 @@ class _Batch:
         return (self.fn, self.items, self.flat, self.exact_from, self.mark)
 
 
+def _origin(fn: Any, args: tuple[Any, ...] = ()) -> Any:
+    """The user's function inside the core's wrappers (an ``async def`` function
+    runs through ``run_coroutine``), whose module decides how it travels."""
+    if isinstance(fn, functools.partial):
+        return _origin(fn.func, fn.args)
+    if fn is run_coroutine and args:
+        return args[0]
+    return fn
+
+
 def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], batch: _Batch | None = None) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
-        if _ship_by_value(batch.fn if batch is not None else args[0] if fn is run_coroutine and args else fn):
+        if _ship_by_value(_origin(batch.fn) if batch is not None else _origin(fn, args)):
             return cloudpickle_dumps((fn, args, kwargs))
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
@@ -430,7 +441,7 @@ class DaskExecutor(BaseExecutor):
             except SerializationError as exc:
                 fut.try_set_exception(exc)
                 continue
-            name = getattr(batch.fn if batch is not None else fn, "__name__", "task")
+            name = getattr(_origin(batch.fn) if batch is not None else _origin(fn, args), "__name__", "task")
             dfut = self._client.submit(run_remote, payload, timeout, *refs, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             key = dfut.key
             inflight[key] = fut
