@@ -309,7 +309,10 @@ class _CallbackThread:
             thread.join()
 
 
+#: a task waiting to be handed to dask: (future, fn, args, kwargs, timeout, map batch or None)
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None"]
+
+
 @final
 class DaskExecutor(BaseExecutor):
     """Tasks on a dask.distributed cluster: embedded, joined by ``address`` or
