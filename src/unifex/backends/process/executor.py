@@ -78,6 +78,7 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import select
 import signal
 import threading
@@ -85,23 +86,26 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, TypeVar, final
 
 from ..._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
+from ..._share import Shared
 from . import helpers as shared
+from . import shm
 from .wire import (
     _CALL,
+    _CLOUDPICKLER,
     _INIT_FAILED,
     _LOST,
     _OK,
+    _PICKLERS,
     _RAISED,
     RemoteTraceback,
     _describe_exception,
     _dumps_chunk,
     _dumps_task,
-    _loads,
     _which_part,
     _widen_pipe,
 )
@@ -115,6 +119,7 @@ logger = logging.getLogger("unifex")
 KILL_GRACE = 0.25
 
 _monotonic = time.monotonic
+T = TypeVar("T")
 
 
 # -- the parent ----------------------------------------------------------------------
@@ -223,7 +228,7 @@ class ProcessExecutor(BaseExecutor):
     """Tasks in worker processes: crash-isolated, killable, with cross-process helpers."""
 
     kind: ClassVar[str] = "process"
-    options: ClassVar[frozenset[str]] = frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs"})
+    options: ClassVar[frozenset[str]] = frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "shm_threshold"})
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "kill_running", "isolated_crash"})
 
     def __init__(
@@ -234,6 +239,7 @@ class ProcessExecutor(BaseExecutor):
         max_tasks_per_worker: int | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        shm_threshold: int | None = shm.DEFAULT_THRESHOLD,
     ) -> None:
         methods = multiprocessing.get_all_start_methods()
         if start_method is None:
@@ -244,7 +250,11 @@ class ProcessExecutor(BaseExecutor):
             raise ValueError(f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}")
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable or None, not {initializer!r}")
+        if shm_threshold is not None and (isinstance(shm_threshold, bool) or not isinstance(shm_threshold, int) or shm_threshold < 1):
+            raise ValueError(f"shm_threshold must be a positive number of bytes or None (never use shared memory), not {shm_threshold!r}")
         super().__init__(size)
+        #: buffers of at least this many bytes travel through shared memory (see ``shm``)
+        self.shm_threshold = shm_threshold
         self.start_method = start_method
         self.max_tasks_per_worker = max_tasks_per_worker
         self._ctx: Any = multiprocessing.get_context(start_method)
@@ -255,6 +265,11 @@ class ProcessExecutor(BaseExecutor):
             except Exception as exc:
                 raise _which_part(initializer, [(f"initargs[{i}]", a) for i, a in enumerate(initargs)], exc) from None
         self._pid = os.getpid()
+        # segments this executor makes: task arguments (unlinked when the task
+        # ends) and shared handles (unlinked on close/terminate)
+        self._shm_prefix = f"/uxd{self._pid}-{secrets.token_hex(4)}-"
+        self._handles: list[shm.SharedSegment[Any]] = []
+        self._reuse = shm.Reuse()
         self._queue: deque[_Task] = deque()
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -298,27 +313,48 @@ class ProcessExecutor(BaseExecutor):
             user_fn, chunk = args
             flat = fn is run_items
             try:
-                payload = _dumps_chunk(user_fn, chunk, flat)
+                payload = _dumps_chunk(user_fn, chunk, flat, None, self.shm_threshold, self._shm_prefix, self._reuse)
             except Exception as exc:
                 raise _which_part(user_fn, [(f"map input item {i}", item) for i, item in enumerate(chunk)], exc) from None
             task = _Task(fut, payload, user_fn, None, None, chunk)
             task.flat = flat
         else:
             try:
-                payload = _dumps_task((_CALL, fn, args, kwargs), fn)
+                sent_args, sent_kwargs = shm.wrap_args(args, kwargs, self.shm_threshold)
+                payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, self.shm_threshold, self._shm_prefix, self._reuse)
             except Exception as exc:
                 parts: list[tuple[str, object]] = [(f"argument {i}", a) for i, a in enumerate(args)]
                 parts += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
                 raise _which_part(fn, parts, exc) from None
             task = _Task(fut, payload, fn, (args, kwargs), timeout)
+        if payload[:1] == shm.MARK[:1]:
+            self._own_segments(fut, payload)
         self._queue.append(task)
         if self._thread is None:
             self._shared_state()  # the lock-owner table must exist before the first worker
+            shm.sweep_dead()  # what a unifex process killed with SIGKILL left in /dev/shm
             self._thread = threading.Thread(target=self._run, name=f"unifex-process-dispatcher-{id(self):x}", daemon=True)
             self._thread.start()
         elif self._armed:
             self._armed = False
             self._wake()
+
+    def _own_segments(self, fut: Future[Any], payload: bytes) -> None:
+        """The task's arguments are in segments: let them go when the task ends,
+        however it ends (result, error, crash, timeout, cancel, terminate)."""
+        names = shm.envelope_names(payload)
+        reuse = self._reuse
+        fut.add_done_callback(lambda _: reuse.release(names))
+
+    def _share(self, obj: T) -> Shared[T]:
+        main = getattr(type(obj), "__module__", None) == "__main__"
+        handle = shm.share(obj, _CLOUDPICKLER if main else _PICKLERS, self._shm_prefix + "s")
+        with self._state_lock:
+            if not self._cleaned:
+                self._handles.append(handle)
+                return handle
+        handle._release()
+        raise self._closed_error()
 
     def _wake(self) -> None:
         try:
@@ -360,6 +396,11 @@ class ProcessExecutor(BaseExecutor):
             state, self._shared = self._shared, None
         if state is not None:
             state.close()
+        with self._state_lock:
+            handles, self._handles = self._handles, []
+        for handle in handles:
+            handle._release()
+        shm.sweep(self._shm_prefix)  # task arguments are unlinked as tasks end; be sure
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -432,7 +473,19 @@ class ProcessExecutor(BaseExecutor):
         close_fds = [task_w.fileno(), result_r.fileno(), death_w_fd] if self.start_method == "fork" else []
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(task_r, result_w, death, close_fds, os.getpid(), self.start_method != "forkserver", state.table, slot, state.token, self._init_payload),
+            args=(
+                task_r,
+                result_w,
+                death,
+                close_fds,
+                os.getpid(),
+                self.start_method != "forkserver",
+                state.table,
+                slot,
+                state.token,
+                self._init_payload,
+                self.shm_threshold,
+            ),
             name=f"unifex-process-worker-{self.start_method}",
         )
         try:
@@ -538,7 +591,7 @@ class ProcessExecutor(BaseExecutor):
             if self._queue:
                 self._assign()
         try:
-            reply = _loads(data)
+            reply = shm.load(data, True)  # a worker's segment: ours to unlink once mapped
         except Exception as exc:
             reply = exc
         if not early:
@@ -658,6 +711,9 @@ class ProcessExecutor(BaseExecutor):
         worker.tasks.close()
         worker.results.close()
         worker.proc.close()
+        # results the dead worker put in shared memory that we never mapped
+        # (a reply cut off by a crash, a timeout kill, terminate())
+        shm.sweep(f"/uxd{self._pid}-w{worker.pid}-")
 
     def _check_deadlines(self) -> float | None:
         """Time out tasks, escalate kills; return when to look again."""

@@ -8,6 +8,9 @@ message asks the worker to exit::
     (_CHUNK, fn, [args tuple, ...], exact_from)     a map batch of argument tuples
     (_CHUNK1, fn, [item, ...], exact_from)          a map batch over one iterable
 
+A message with buffers of at least ``shm_threshold`` bytes (numpy arrays, ...)
+is an envelope instead (see ``shm``): the buffers are in a shared-memory segment.
+
 Replies (worker -> parent)::
 
     (_OK, result)
@@ -25,6 +28,7 @@ import traceback
 from typing import Any
 
 from ..._errors import SerializationError
+from . import shm
 
 __all__ = ["RemoteTraceback"]
 
@@ -82,8 +86,28 @@ def _which_part(fn: Any, parts: list[tuple[str, object]], error: BaseException) 
     return SerializationError(f"cannot send the task to a worker process: pickling failed ({type(error).__name__}: {error})")
 
 
-def _dumps_task(message: tuple[Any, ...], fn: Any) -> bytes:
-    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``)."""
+def _pickle_oob(obj: object, callback: Any) -> bytes:
+    return _dumps(obj, _PROTOCOL, buffer_callback=callback)
+
+
+def _cloudpickle_oob(obj: object, callback: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=callback)  # type: ignore[no-any-return]
+
+
+#: pickle, then cloudpickle, each with out-of-band buffers (see ``shm.dump``)
+_PICKLERS = (_pickle_oob, _cloudpickle_oob)
+_CLOUDPICKLER = (_cloudpickle_oob,)
+
+
+def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None) -> bytes:
+    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``).
+    With a ``threshold``, buffers that large travel in a shared-memory segment
+    named ``prefix`` + a number, and the message is its envelope (``shm``)."""
+    if threshold is not None:
+        main = getattr(fn, "__module__", None) == "__main__"
+        return shm.dump(message, _CLOUDPICKLER if main else _PICKLERS, threshold, prefix, reuse=reuse).data
     if getattr(fn, "__module__", None) != "__main__":
         try:
             return _dumps(message, _PROTOCOL)
@@ -108,7 +132,9 @@ def _widen_pipe(fd: int) -> None:
             pass
 
 
-def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None) -> bytes:
+def _dumps_chunk(
+    fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None
+) -> bytes:
     """A map chunk; a chunk of one iterable travels as a flat list (a third
     smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
     already holds the items themselves (``run_items``). Items from
@@ -116,10 +142,10 @@ def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int 
     ones before it in blocks of ``_BLOCK``, recording only where each block starts."""
     exact = len(chunk) if exact_from is None else exact_from
     if flat:
-        return _dumps_task((_CHUNK1, fn, chunk, exact), fn)
+        return _dumps_task((_CHUNK1, fn, chunk, exact), fn, threshold, prefix, reuse)
     if len(chunk[0]) == 1:
-        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn)
-    return _dumps_task((_CHUNK, fn, chunk, exact), fn)
+        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn, threshold, prefix, reuse)
+    return _dumps_task((_CHUNK, fn, chunk, exact), fn, threshold, prefix, reuse)
 
 
 def _traceback_text(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from itertools import starmap
 from typing import Any
 
 from .helpers import install_worker
+from .shm import dump, load, wrap_value
 from .wire import (
     _BLOCK,
     _CALL,
@@ -25,6 +26,7 @@ from .wire import (
     _INIT_FAILED,
     _LOST,
     _OK,
+    _PICKLERS,
     _PROTOCOL,
     _chunk_reply,
     _describe_exception,
@@ -72,8 +74,13 @@ def _worker_main(
     slot: int,
     token: int,
     init_payload: bytes | None,
+    shm_threshold: int | None = None,
 ) -> None:
-    """A worker: read a task, run it, send the reply, until told to stop."""
+    """A worker: read a task, run it, send the reply, until told to stop.
+
+    Buffers of at least ``shm_threshold`` bytes in a result travel back in a
+    shared-memory segment named after the parent and this worker; the parent
+    unlinks it once mapped, or sweeps it when it reaps this worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -93,6 +100,8 @@ def _worker_main(
             init_error = _exception_reply(exc, _INIT_FAILED)
     recv = tasks.recv_bytes
     send = results.send_bytes
+    threshold = shm_threshold
+    prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
             data = recv()
@@ -107,7 +116,7 @@ def _worker_main(
             send(init_error)
             return
         try:
-            message = _loads(data)
+            message = load(data, False)  # a plain pickle, or an envelope: the parent owns its segment
         except BaseException as exc:
             text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
             send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
@@ -123,7 +132,10 @@ def _worker_main(
                 del exc
             else:
                 try:
-                    reply = _dumps((_OK, result), _PROTOCOL)
+                    if threshold is None:
+                        reply = _dumps((_OK, result), _PROTOCOL)
+                    else:
+                        reply = dump((_OK, wrap_value(result, threshold)), _PICKLERS, threshold, prefix).data
                 except Exception:
                     reply = _result_reply(result)
                 del result
@@ -158,7 +170,10 @@ def _worker_main(
                 error, tb = exc, _traceback_text(exc)
                 exc.__traceback__ = None
             try:
-                reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+                if threshold is None:
+                    reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+                else:
+                    reply = dump((_CHUNK_DONE, values, error, tb, None), _PICKLERS[:1], threshold, prefix).data
             except Exception:
                 reply = _chunk_reply(values, error, tb)
             del values, chunk, error
