@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
-from ._api import Executor, executor
+from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
+from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
+    LivelockError,
     SerializationError,
     TaskTimeoutError,
     TerminatedError,
@@ -31,10 +33,17 @@ __all__ = (
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "CancelledError",
+    "ConditionLike",
     "DeadlockError",
+    "EventLike",
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
+    "LockLike",
+    "QueueLike",
+    "RLockLike",
+    "SemaphoreLike",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",

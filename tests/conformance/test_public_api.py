@@ -16,6 +16,7 @@ EXPECTED = {
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",
@@ -30,6 +31,8 @@ EXPECTED = {
     "sleep",
     "wait",
 }
+# the helper protocols (SPEC 4)
+EXPECTED |= {"ConditionLike", "EventLike", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike"}
 
 
 def test_all_is_exactly_the_public_names() -> None:

@@ -88,12 +88,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, final
 
-from ..._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
+from ..._base import TERMINATED, BaseExecutor, describe_call, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
+from ..._remote import RemoteTraceback, call_parts, describe_exception, exit_text, map_parts, unpicklable, which_part
 from ..._share import Shared
 from . import helpers as shared
 from . import shm
+from .callbacks import CallbackRunner, hold
 from .wire import (
     _CALL,
     _CLOUDPICKLER,
@@ -102,11 +104,8 @@ from .wire import (
     _OK,
     _PICKLERS,
     _RAISED,
-    RemoteTraceback,
-    _describe_exception,
     _dumps_chunk,
     _dumps_task,
-    _which_part,
     _widen_pipe,
 )
 from .worker import _worker_main
@@ -117,6 +116,13 @@ logger = logging.getLogger("unifex")
 
 #: seconds between SIGTERM and SIGKILL when a worker is stopped
 KILL_GRACE = 0.25
+
+_DESTINATION = "a worker process"
+#: how often a timeout looks again whether a task its worker got has started
+_START_POLL = 0.02
+#: a task that has not started this long after its timeout (a worker stuck
+#: unpickling it, say) times out anyway
+_START_GRACE = 60.0
 
 _monotonic = time.monotonic
 T = TypeVar("T")
@@ -165,7 +171,7 @@ class _Task:
     """One task on its way to a worker. ``resumed`` marks the re-run of the
     first items of a crashed chunk: its future is already running."""
 
-    __slots__ = ("chunk", "crash_error", "exact_from", "flat", "fn", "fut", "payload", "requeued", "resumed", "timeout", "what")
+    __slots__ = ("chunk", "crash_error", "exact_from", "flat", "fn", "fut", "payload", "requeued", "resumed", "start", "timeout", "what")
 
     def __init__(self, fut: Future[Any], payload: bytes, fn: Any, what: Any, timeout: float | None, chunk: list[Any] | None = None) -> None:
         self.fut = fut
@@ -175,10 +181,11 @@ class _Task:
         self.timeout = timeout
         self.chunk = chunk
         self.flat = False  # the chunk holds the items themselves, not argument tuples
+        self.start = 0  # the position of the chunk's first item in the whole map
         self.exact_from = len(chunk) if chunk is not None else 0  # items from here on run with exact progress
         self.resumed = False
         self.requeued = 0  # times its worker died before reading it
-        self.crash_error: WorkerCrashedError | None = None
+        self.crash_error: BaseException | None = None  # the chunk's error if it ends without one of its own
 
     def _args(self, index: int) -> tuple[Any, ...]:
         assert self.chunk is not None
@@ -193,7 +200,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("deadline", "dying", "kill_at", "pid", "proc", "result_fd", "results", "retiring", "sent", "sentinel", "slot", "task", "tasks")
+    __slots__ = ("deadline", "dying", "handed", "kill_at", "pid", "proc", "result_fd", "results", "retiring", "sent", "sentinel", "slot", "task", "tasks")
 
     def __init__(self, proc: Any, tasks: multiprocessing.connection.Connection, results: multiprocessing.connection.Connection, slot: int) -> None:
         self.proc = proc
@@ -204,7 +211,8 @@ class _Worker:
         self.sentinel: int = proc.sentinel
         self.slot = slot
         self.task: _Task | None = None
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # when to look at the task's timeout next
+        self.handed = 0.0  # when the task was handed over
         self.sent = 0
         self.retiring = False  # no more tasks: max_tasks_per_worker reached, or closing
         self.dying = False  # killed (timeout, terminate); waiting for its sentinel
@@ -212,15 +220,7 @@ class _Worker:
 
 
 def _how_it_ended(pid: int, exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"worker pid {pid} was killed by {name}"
-    if exitcode is None:
-        return f"worker pid {pid} ended for an unknown reason"
-    return f"worker pid {pid} exited with exit code {exitcode}"
+    return f"worker pid {pid} {exit_text(exitcode)}"
 
 
 @final
@@ -263,7 +263,8 @@ class ProcessExecutor(BaseExecutor):
             try:
                 self._init_payload = _dumps_task((initializer, tuple(initargs)), initializer)
             except Exception as exc:
-                raise _which_part(initializer, [(f"initargs[{i}]", a) for i, a in enumerate(initargs)], exc) from None
+                parts = [("the initializer", initializer)] + [(f"initargs[{i}]", a) for i, a in enumerate(initargs)]
+                raise which_part(_DESTINATION, parts, exc) from None
         self._pid = os.getpid()
         # segments this executor makes: task arguments (unlinked when the task
         # ends) and shared handles (unlinked on close/terminate)
@@ -286,16 +287,13 @@ class ProcessExecutor(BaseExecutor):
         self._idle: list[_Worker] = []
         self._poller = select.poll()
         self._free_slots: list[int] = []
+        self._slots = 2 * self.size + 2  # progress slots: live workers and the dying ones
+        self._callbacks = CallbackRunner(f"unifex-process-callbacks-{id(self):x}")
         _LIVE.add(self)
 
     @classmethod
     def default_size(cls) -> int:
         return os.cpu_count() or 1
-
-    @classmethod
-    def test_configurations(cls) -> list[tuple[str, dict[str, Any]]]:
-        methods = multiprocessing.get_all_start_methods()
-        return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
 
     def __repr__(self) -> str:
         state = ("running", "closed", "terminated")[self._state]
@@ -309,26 +307,45 @@ class ProcessExecutor(BaseExecutor):
         return max(1, math.ceil(hint / (4 * self.size)))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        if fn is run_chunk or fn is run_items:
-            user_fn, chunk = args
-            flat = fn is run_items
-            try:
-                payload = _dumps_chunk(user_fn, chunk, flat, None, self.shm_threshold, self._shm_prefix, self._reuse)
-            except Exception as exc:
-                raise _which_part(user_fn, [(f"map input item {i}", item) for i, item in enumerate(chunk)], exc) from None
-            task = _Task(fut, payload, user_fn, None, None, chunk)
-            task.flat = flat
-        else:
-            try:
-                sent_args, sent_kwargs = shm.wrap_args(args, kwargs, self.shm_threshold)
-                payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, self.shm_threshold, self._shm_prefix, self._reuse)
-            except Exception as exc:
-                parts: list[tuple[str, object]] = [(f"argument {i}", a) for i, a in enumerate(args)]
-                parts += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-                raise _which_part(fn, parts, exc) from None
-            task = _Task(fut, payload, fn, (args, kwargs), timeout)
+        try:
+            sent_args, sent_kwargs = shm.wrap_args(args, kwargs, self.shm_threshold)
+            payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, self.shm_threshold, self._shm_prefix, self._reuse)
+        except Exception as exc:
+            raise which_part(_DESTINATION, call_parts(fn, args, kwargs), exc) from None
         if payload[:1] == shm.MARK[:1]:
             self._own_segments(fut, payload)
+        self._enqueue(_Task(fut, payload, fn, (args, kwargs), timeout))
+
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+        bad: SerializationError | None = None
+        try:
+            payload = _dumps_chunk(fn, batch, flat, None, self.shm_threshold, self._shm_prefix, self._reuse)
+        except Exception as exc:
+            # an input that will not pickle fails at its position in the map,
+            # after the items before it; a function that will not, at once
+            found = unpicklable([("the function", fn)])
+            if found is not None:
+                raise which_part(_DESTINATION, [("the function", fn)], exc) from None
+            found = unpicklable(map_parts(batch, start))
+            if found is None:
+                raise which_part(_DESTINATION, [], exc) from None
+            index, label, value, error = found
+            bad = which_part(_DESTINATION, [(label, value)], error)
+            if index == 0:
+                if fut.set_running_or_notify_cancel():
+                    fut.try_set_result(([], bad))
+                return
+            batch = batch[:index]
+            payload = _dumps_chunk(fn, batch, flat, None, self.shm_threshold, self._shm_prefix, self._reuse)
+        if payload[:1] == shm.MARK[:1]:
+            self._own_segments(fut, payload)
+        task = _Task(fut, payload, fn, None, None, batch)
+        task.flat = flat
+        task.start = start
+        task.crash_error = bad
+        self._enqueue(task)
+
+    def _enqueue(self, task: _Task) -> None:
         self._queue.append(task)
         if self._thread is None:
             self._shared_state()  # the lock-owner table must exist before the first worker
@@ -372,7 +389,7 @@ class ProcessExecutor(BaseExecutor):
             self._cleanup()
             return
         self._wake()
-        if wait and thread is not threading.current_thread():
+        if wait and thread is not threading.current_thread() and not self._callbacks.is_current():
             thread.join()
 
     def _terminate(self) -> None:
@@ -383,7 +400,7 @@ class ProcessExecutor(BaseExecutor):
             self._cleanup()
             return
         self._wake()
-        if thread is not threading.current_thread():
+        if thread is not threading.current_thread() and not self._callbacks.is_current():
             thread.join()
 
     def _cleanup(self) -> None:
@@ -415,10 +432,14 @@ class ProcessExecutor(BaseExecutor):
         try:
             self._loop()
         except BaseException as exc:
-            # never leave a caller waiting: fail everything and stop the workers
+            # never leave a caller waiting: fail everything, stop the workers,
+            # and refuse new work (nobody would run it)
             logger.exception("unifex: the process executor's dispatcher failed; failing its tasks")
+            with self._state_lock:
+                self._state = TERMINATED
             self._kill_everything(exc)
         finally:
+            self._callbacks.stop()
             self._cleanup()
 
     def _loop(self) -> None:
@@ -482,6 +503,7 @@ class ProcessExecutor(BaseExecutor):
                 self.start_method != "forkserver",
                 state.table,
                 slot,
+                slot + self._slots if slot >= 0 else -1,
                 state.token,
                 self._init_payload,
                 self.shm_threshold,
@@ -517,7 +539,7 @@ class ProcessExecutor(BaseExecutor):
                 except Exception as exc:
                     if self._live_count() == 0:
                         task = queue.popleft()
-                        task.fut.try_set_exception(WorkerCrashedError(f"could not start a worker process for {task.describe()}: {_describe_exception(exc)}"))
+                        self._set_exception(task.fut, WorkerCrashedError(f"could not start a worker process for {task.describe()}: {describe_exception(exc)}"))
                         continue
                     logger.warning("unifex: could not start another worker process (%s); continuing with fewer", exc)
                     return
@@ -532,7 +554,10 @@ class ProcessExecutor(BaseExecutor):
                 idle.append(worker)
                 continue
             if worker.slot >= 0:
-                self._shared_state().view[worker.slot] = -1
+                view = self._shared_state().view
+                view[worker.slot] = -1
+                if task.timeout is not None:
+                    view[worker.slot + self._slots] = 0  # not started
             try:
                 worker.tasks.send_bytes(task.payload)
             except OSError:
@@ -544,7 +569,9 @@ class ProcessExecutor(BaseExecutor):
             worker.task = task
             worker.sent += 1
             if task.timeout is not None:
-                worker.deadline = _monotonic() + task.timeout
+                # the timeout counts from when the call starts: look then whether it has
+                worker.handed = _monotonic()
+                worker.deadline = worker.handed + task.timeout
             if self.max_tasks_per_worker is not None and worker.sent >= self.max_tasks_per_worker:
                 worker.retiring = True
 
@@ -591,8 +618,8 @@ class ProcessExecutor(BaseExecutor):
             if self._queue:
                 self._assign()
         try:
-            reply = shm.load(data, True)  # a worker's segment: ours to unlink once mapped
-        except Exception as exc:
+            reply = shm.load(data, True)  # a worker's segments: ours to unlink once mapped
+        except BaseException as exc:  # SystemExit from a __reduce__ too: it fails this task only
             reply = exc
         if not early:
             if worker.retiring or (isinstance(reply, tuple) and reply[0] == _INIT_FAILED):
@@ -603,39 +630,39 @@ class ProcessExecutor(BaseExecutor):
 
     def _settle(self, task: _Task, reply: Any) -> None:
         fut = task.fut
-        if isinstance(reply, Exception):
+        if isinstance(reply, BaseException):
             exc = reply
             err = SerializationError(
-                f"the reply of {task.describe()} could not be unpickled in the parent process ({_describe_exception(exc)}); "
+                f"the reply of {task.describe()} could not be unpickled in the parent process ({describe_exception(exc)}); "
                 "make its result and exception types importable and constructible from their args"
             )
             err.__cause__ = exc
             if task.chunk is not None:
-                fut.try_set_result(([], err))
+                self._set_result(fut, ([], err))
             else:
-                fut.try_set_exception(err)
+                self._set_exception(fut, err)
             return
         code = reply[0]
         if code == _OK:
-            fut.try_set_result(reply[1])
+            self._set_result(fut, reply[1])
         elif code in (_RAISED, _INIT_FAILED):
             raised: BaseException = reply[1]
             raised.__cause__ = RemoteTraceback(reply[2])
-            fut.try_set_exception(raised)
+            self._set_exception(fut, raised)
         elif code == _LOST:
             err = SerializationError(reply[1])
             if reply[2]:
                 err.__cause__ = RemoteTraceback(reply[2])
-            fut.try_set_exception(err)
+            self._set_exception(fut, err)
         else:
             _, values, error, tb, lost = reply
             if error is not None and tb:
                 error.__cause__ = RemoteTraceback(tb)
             if lost is not None:
-                error = SerializationError(lost)
+                error = SerializationError(lost.replace("{item}", f"map input item {task.start + len(values)}"))
             if error is None and task.crash_error is not None:
                 error = task.crash_error
-            fut.try_set_result((values, error))
+            self._set_result(fut, (values, error))
 
     def _on_exit(self, worker: _Worker) -> None:
         # a reply sent just before the exit (a retiring worker, a task that
@@ -667,7 +694,7 @@ class ProcessExecutor(BaseExecutor):
         elif task is not None and not task.fut.done():
             how = _how_it_ended(worker.pid, exitcode)
             if task.chunk is None:
-                task.fut.try_set_exception(WorkerCrashedError(f"{how} while running {task.describe()}; the executor replaced it", worker.pid, exitcode))
+                self._set_exception(task.fut, WorkerCrashedError(f"{how} while running {task.describe()}; the executor replaced it", worker.pid, exitcode))
             else:
                 self._chunk_crashed(task, worker, how, exitcode, index)
 
@@ -688,7 +715,7 @@ class ProcessExecutor(BaseExecutor):
         item = task._args(index) if task.chunk else ()
         error = WorkerCrashedError(f"{how} while running {describe_call(task.fn, item)}; the executor replaced it", worker.pid, exitcode)
         if index == 0:
-            task.fut.try_set_result(([], error))
+            self._set_result(task.fut, ([], error))
             return
         # the results before the crashed item died with the worker: run them again
         head = task.chunk[:index]
@@ -722,16 +749,19 @@ class ProcessExecutor(BaseExecutor):
         for worker in list(self._workers.values()):
             if worker.deadline is not None and worker.task is not None:
                 if now >= worker.deadline:
+                    worker.deadline = self._timeout_at(worker, worker.task, now)
+                if worker.deadline is not None and now >= worker.deadline:
                     task = worker.task
                     worker.task = None
                     worker.deadline = None
-                    task.fut.try_set_exception(
+                    self._set_exception(
+                        task.fut,
                         TaskTimeoutError(
                             f"{task.describe()} ran past its timeout of {task.timeout} s; its worker (pid {worker.pid}) was killed and is replaced"
-                        )
+                        ),
                     )
                     self._kill(worker, now)
-                elif soonest is None or worker.deadline < soonest:
+                elif worker.deadline is not None and (soonest is None or worker.deadline < soonest):
                     soonest = worker.deadline
             if worker.kill_at is not None:
                 if now >= worker.kill_at:
@@ -740,6 +770,19 @@ class ProcessExecutor(BaseExecutor):
                 elif soonest is None or worker.kill_at < soonest:
                     soonest = worker.kill_at
         return soonest
+
+    def _timeout_at(self, worker: _Worker, task: _Task, now: float) -> float:
+        """When ``task`` times out: its timeout after the worker began the call
+        (the worker wrote when into the shared table); if it has not begun, look
+        again shortly, up to ``_START_GRACE`` seconds past the timeout."""
+        assert task.timeout is not None
+        if worker.slot < 0 or self._shared is None:
+            return worker.handed + task.timeout  # no table slot: count from the hand-off
+        started_ns = self._shared.view[worker.slot + self._slots]
+        if started_ns > 0:
+            return started_ns / 1e9 + task.timeout
+        give_up = worker.handed + task.timeout + _START_GRACE
+        return give_up if now >= give_up else min(now + _START_POLL, give_up)
 
     def _kill(self, worker: _Worker, now: float) -> None:
         worker.dying = True
@@ -775,14 +818,25 @@ class ProcessExecutor(BaseExecutor):
             if self._shared is not None:  # helpers work until terminate() returns
                 self._shared.release_owned_by(worker.pid)
         self._idle.clear()
-        if error is None:
-            fail_unfinished([t.fut for t in dropped] + running)
-        else:
-            for fut in [t.fut for t in dropped] + running:
-                if not fut.cancel():
-                    err = terminated_error()
-                    err.__cause__ = error
-                    fut.try_set_exception(err)
+        for fut in [t.fut for t in dropped] + running:
+            held = hold(fut)
+            if not fut.cancel():
+                err = terminated_error()
+                err.__cause__ = error
+                fut.try_set_exception(err)
+            self._callbacks.settled(fut, held)
+
+    # -- settling futures: their callbacks run on the callback thread ----------------
+
+    def _set_result(self, fut: Future[Any], value: Any) -> None:
+        held = hold(fut)
+        fut.try_set_result(value)
+        self._callbacks.settled(fut, held)
+
+    def _set_exception(self, fut: Future[Any], exc: BaseException) -> None:
+        held = hold(fut)
+        fut.try_set_exception(exc)
+        self._callbacks.settled(fut, held)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -791,8 +845,9 @@ class ProcessExecutor(BaseExecutor):
             if self._shared is None:
                 if self._cleaned:
                     raise self._closed_error()
-                self._shared = shared.SharedState(progress_slots=2 * self.size + 2)
-                self._free_slots = list(range(2 * self.size + 2))
+                # per worker slot: the map item it runs; then, _slots on, when its call began
+                self._shared = shared.SharedState(progress_slots=2 * self._slots)
+                self._free_slots = list(range(self._slots))
             return self._shared
 
     def Lock(self) -> shared.Lock:

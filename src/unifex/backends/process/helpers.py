@@ -55,6 +55,7 @@ from multiprocessing import resource_tracker
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ExecutorClosedError
+from ..._remote import dumps
 from ..._shared import LockDelegate, wait_for
 
 if TYPE_CHECKING:
@@ -579,15 +580,6 @@ def _map_segment(name: str) -> Any:
     return mm
 
 
-def _dumps_item(item: object) -> bytes:
-    try:
-        return pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        import cloudpickle
-
-        return cloudpickle.dumps(item, pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
-
-
 class Queue:
     """``queue.Queue`` (with ``task_done``/``join``) across the executor's processes.
 
@@ -634,7 +626,7 @@ class Queue:
         return f"{self._segment}-o{number}"
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        data = _dumps_item(item)
+        data = dumps(item)
         places = self._places
         if places is not None and not places.acquire(block, _timeout_arg(timeout) if block else None):
             raise queue.Full

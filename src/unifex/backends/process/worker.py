@@ -14,8 +14,10 @@ import signal
 import sys
 import threading
 from itertools import starmap
+from time import monotonic_ns
 from typing import Any
 
+from ..._remote import describe_exception, traceback_text
 from .helpers import install_worker
 from .shm import dump, load, wrap_value
 from .wire import (
@@ -29,12 +31,10 @@ from .wire import (
     _PICKLERS,
     _PROTOCOL,
     _chunk_reply,
-    _describe_exception,
     _dumps,
     _exception_reply,
     _loads,
     _result_reply,
-    _traceback_text,
 )
 
 __all__ = ["_worker_main"]
@@ -72,15 +72,19 @@ def _worker_main(
     death_signal: bool,
     table: Any,
     slot: int,
+    started_slot: int,
     token: int,
     init_payload: bytes | None,
     shm_threshold: int | None = None,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
-    Buffers of at least ``shm_threshold`` bytes in a result travel back in a
-    shared-memory segment named after the parent and this worker; the parent
-    unlinks it once mapped, or sweeps it when it reaps this worker."""
+    ``progress[slot]`` says which map item runs (for blaming a crash);
+    ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
+    which is when its timeout starts counting.
+    Buffers of at least ``shm_threshold`` bytes in a result travel back in
+    shared-memory segments named after the parent and this worker; the parent
+    unlinks them once mapped, or sweeps them when it reaps this worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -118,19 +122,23 @@ def _worker_main(
         try:
             message = load(data, False)  # a plain pickle, or an envelope: the parent owns its segment
         except BaseException as exc:
-            text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
-            send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
+            text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
+            send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
             continue
         del data
         if message[0] == _CALL:
             _, fn, args, kwargs = message
             del message
+            if progress is not None:
+                progress[started_slot] = monotonic_ns()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                del fn, args, kwargs  # release the arguments now, not at the next task
                 reply = _exception_reply(exc)
                 del exc
             else:
+                del fn, args, kwargs
                 try:
                     if threshold is None:
                         reply = _dumps((_OK, result), _PROTOCOL)
@@ -167,7 +175,7 @@ def _worker_main(
                         progress[slot] = i
                         append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
             except BaseException as exc:
-                error, tb = exc, _traceback_text(exc)
+                error, tb = exc, traceback_text(exc)
                 exc.__traceback__ = None
             try:
                 if threshold is None:
@@ -176,8 +184,7 @@ def _worker_main(
                     reply = dump((_CHUNK_DONE, values, error, tb, None), _PICKLERS[:1], threshold, prefix).data
             except Exception:
                 reply = _chunk_reply(values, error, tb)
-            del values, chunk, error
-        del fn
+            del values, chunk, error, fn
         try:
             send(reply)
         except OSError:
