@@ -12,6 +12,7 @@ from ._base import check_size
 from ._future import Future
 from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._registry import get_factory
+from ._share import Shared
 
 __all__ = ["ConditionLike", "EventLike", "Executor", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike", "executor"]
 
@@ -49,6 +50,11 @@ class Executor(Protocol):
         ordered: bool = True,
         buffersize: int | None = None,
     ) -> Iterator[T]: ...
+
+    def share(self, obj: T) -> Shared[T]:
+        """A handle to ``obj`` that tasks receive as an argument and read with
+        ``handle.value`` (see docs/data.md)."""
+        ...
 
     def amap(
         self,
