@@ -36,10 +36,14 @@ Decisions, and why:
 * One task in flight per worker. Pipelining a second task into a busy worker
   would save a round trip, but a task queued behind one that waits for it (on an
   Event, a Queue) would deadlock even though another worker is free. ``map``
-  gets its speed from chunks instead: ``chunksize=None`` picks
-  ``ceil(n / (4 * size))`` when the input has a length, like
-  ``multiprocessing.Pool.map``, and 1 for iterators of unknown length (tasks
-  that wait for each other must each get a worker).
+  gets its speed from batches instead: ``chunksize=None`` adapts (``_map``):
+  1-item batches first, so the first result comes after about one task's
+  time, then batches of about 0.2 s, at most ``ceil(n / (4 * size))`` items
+  when the input has a length (``multiprocessing.Pool.map``'s choice) and
+  ``_ITER_CAP`` for iterators. Tasks of one ``map`` that wait for each other
+  need ``chunksize=1``.
+* Large buffers in arguments and results (numpy arrays, ...) travel through
+  shared memory, not the pipe (``shm``; ``shm_threshold``).
 * Workers start on demand (a task is queued, no worker is idle, fewer than
   ``size`` exist), so a worker that dies is replaced by the next task that needs
   it, and a worker that cannot start fails tasks instead of respawning in a loop.
@@ -126,6 +130,8 @@ _START_GRACE = 60.0
 
 _monotonic = time.monotonic
 T = TypeVar("T")
+#: the largest adaptive ``map`` batch over an iterator of unknown length
+_ITER_CAP = 32
 
 
 # -- the parent ----------------------------------------------------------------------
@@ -302,8 +308,9 @@ class ProcessExecutor(BaseExecutor):
     # -- submitting ----------------------------------------------------------------
 
     def _default_chunksize(self, hint: int | None) -> int:
+        """The largest batch of ``map(chunksize=None)``, which adapts up to it."""
         if hint is None:
-            return 1
+            return _ITER_CAP
         return max(1, math.ceil(hint / (4 * self.size)))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
