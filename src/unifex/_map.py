@@ -17,6 +17,7 @@ from ._future import Future, _DoneQueue
 
 if TYPE_CHECKING:
     from ._base import BaseExecutor
+    from ._retry import RetryPolicy
 
 __all__ = ["TARGET_BATCH_SECONDS", "map_", "run_chunk", "run_items", "start_map"]
 
@@ -35,9 +36,10 @@ def map_(
     chunksize: int | None,
     ordered: bool,
     buffersize: int | None,
+    retry: RetryPolicy | None = None,
 ) -> Iterator[T]:
     """``Executor.map``; see its docstring."""
-    return start_map(ex, fn, iterables, timeout, chunksize, ordered, buffersize).run()
+    return start_map(ex, fn, iterables, timeout, chunksize, ordered, buffersize, retry).run()
 
 
 def start_map(
@@ -48,6 +50,7 @@ def start_map(
     chunksize: int | None,
     ordered: bool,
     buffersize: int | None,
+    retry: RetryPolicy | None = None,
 ) -> _MapRun:
     """Check the arguments and start the first tasks of a ``map``."""
     from ._base import check_size
@@ -71,17 +74,17 @@ def start_map(
                 # an iterator of unknown length: read no further ahead than a
                 # map with one input per task would
                 buffersize = 2 * ex.size * chunksize
-            return _adaptive_map(ex, fn, iterables, end, ordered, buffersize, chunksize)
+            return _adaptive_map(ex, fn, iterables, end, ordered, buffersize, chunksize, retry)
     if buffersize is None:
         buffersize = 4 * ex.size * chunksize
     chunksize = min(chunksize, buffersize)
     in_flight = max(1, buffersize // chunksize)
     if chunksize > 1 and len(iterables) == 1:
-        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items)
+        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items, retry=retry)
     inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
     if chunksize == 1:
-        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None)
-    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk)
+        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None, retry=retry)
+    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk, retry=retry)
 
 
 def _check_map_timeout(timeout: object) -> float | None:
@@ -95,7 +98,14 @@ def _check_map_timeout(timeout: object) -> float | None:
 
 
 def _adaptive_map(
-    ex: BaseExecutor, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...], end: float | None, ordered: bool, buffersize: int | None, cap: int
+    ex: BaseExecutor,
+    fn: Callable[..., T],
+    iterables: tuple[Iterable[Any], ...],
+    end: float | None,
+    ordered: bool,
+    buffersize: int | None,
+    cap: int,
+    retry: RetryPolicy | None = None,
 ) -> _MapRun:
     """``map(chunksize=None)`` on a kind whose ``_default_chunksize`` batches:
     batch sizes from :class:`_Adaptive`, at most ``cap`` (the kind's choice)."""
@@ -106,7 +116,7 @@ def _adaptive_map(
     inputs: Iterator[Any] = iter(iterables[0]) if flat else zip(*iterables, strict=False)
     sizer = _Adaptive(cap, ex.size, buffersize)
     # up to 4 batches per worker, and never more than ``buffersize`` inputs in flight
-    return _MapRun(ex, fn, inputs, max(1, 4 * ex.size), end, ordered, run_items if flat else run_chunk, sizer)
+    return _MapRun(ex, fn, inputs, max(1, 4 * ex.size), end, ordered, run_items if flat else run_chunk, sizer, retry)
 
 
 class _Adaptive:
@@ -203,6 +213,7 @@ class _MapRun:
         ordered: bool,
         runner: Any,
         sizer: _Adaptive | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.ex = ex
         self.fn = fn
@@ -210,6 +221,7 @@ class _MapRun:
         self.in_flight = in_flight
         self.end = end
         self.runner = runner  # None: one task per input; else run_chunk / run_items over a batch
+        self.retry = retry
         self.done_queue = None if ordered else _DoneQueue(ex)
         self.pending: deque[Future[Any]] = deque()
         self.exhausted = False
@@ -242,6 +254,9 @@ class _MapRun:
                     self.exhausted = True
                     return
                 sizer.in_flight += len(item)
+            if self.retry is not None:
+                pending.append(self._dispatch_retrying(item))
+                continue
             fut: Future[Any] = Future(ex)
             if sizer is not None:
                 fut._callbacks = [sizer.finished(len(item))]
@@ -267,6 +282,26 @@ class _MapRun:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
             self.position += len(item) if self.runner is not None else 1
             pending.append(fut)
+
+    def _dispatch_retrying(self, item: Any) -> Future[Any]:
+        """Dispatch one input (or batch) whose task is retried (see ``_retry``)."""
+        from ._retry import RetryFuture, start_batch, start_task
+
+        ex = self.ex
+        assert self.retry is not None
+        fut: RetryFuture[Any] = RetryFuture(ex)
+        fut._callbacks = [] if self.sizer is None else [self.sizer.finished(len(item))]
+        if self.done_queue is not None:
+            fut._callbacks.append(self.done_queue)
+        with ex._state_lock:
+            if ex._state:
+                raise ex._closed_error()
+            if self.runner is None:
+                start_task(ex, fut, Future(ex), self.retry, self.fn, item, {}, None)
+            else:
+                start_batch(ex, fut, self.retry, self.fn, item, self.runner is run_items, self.position)
+        self.position += len(item) if self.runner is not None else 1
+        return fut
 
     def _remaining(self) -> float | None:
         if self.end is None:
