@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from unifex.testing import wait_until
 from unifex.testing import lifecycle_tasks as lt
+from unifex.testing import wait_until
 
 pytestmark = pytest.mark.kinds("process", "dask")
 
