@@ -6,4 +6,4 @@ from __future__ import annotations
 
 #: kinds whose workers take initializer/initargs/finalizer/max_tasks_per_worker
 #: and whose executors take the executor-wide options (retries, max_pending, ...)
-LIFECYCLE_KINDS = ("thread", "pool", "serial", "gevent", "greenlet", "process")
+LIFECYCLE_KINDS = ("thread", "pool", "serial", "gevent", "greenlet", "process", "dask")

@@ -90,9 +90,10 @@ import cloudpickle
 import dask
 import distributed as _distributed
 
-from ..._base import BaseExecutor, terminated_error
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError, describe_exitcode
 from ..._future import Future
+from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, parse_bytes
 from . import cluster
 from .helpers import (
     DaskBoundedSemaphore,
@@ -109,7 +110,7 @@ from .helpers import (
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import RUNNERS, RemoteTraceback, describe, dpickle, run_remote
+from .worker import RUNNERS, RemoteTraceback, describe, dpickle, end_lives, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -194,7 +195,9 @@ class DaskExecutor(BaseExecutor):
     through a user's ``client``."""
 
     kind: ClassVar[str] = "dask"
-    options: ClassVar[frozenset[str]] = frozenset({"address", "client", "processes", "threads_per_worker"})
+    options: ClassVar[frozenset[str]] = (
+        frozenset({"address", "client", "processes", "threads_per_worker", "max_memory_per_worker"}) | WORKER_OPTIONS | COMMON_OPTIONS
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "remote", "isolated_crash"})
 
     @classmethod
@@ -209,6 +212,12 @@ class DaskExecutor(BaseExecutor):
         client: Any = None,
         processes: bool | None = None,
         threads_per_worker: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
+        **common: Any,
     ) -> None:
         if address is not None and client is not None:
             raise TypeError("pass either address= (join a running scheduler) or client= (reuse a Client), not both")
@@ -222,9 +231,16 @@ class DaskExecutor(BaseExecutor):
             raise TypeError("client must be a synchronous distributed.Client (made without asynchronous=True): unifex waits in threads, not in an event loop")
         if threads_per_worker is not None and (isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int) or threads_per_worker < 1):
             raise ValueError(f"threads_per_worker must be a positive int or None, not {threads_per_worker!r}")
-        super().__init__(size)
+        setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        memory = parse_bytes(max_memory_per_worker)
+        setup_payload = None if setup.plain else _serialize_setup(setup)
+        super().__init__(size, **common)
         explicit_size = size is not None
         self._id = uuid.uuid4().hex[:12]
+        self._finalizer = finalizer
+        # what run_remote needs for worker_state(), the worker options and the logs
+        self._log_topic = f"unifex-logs-{self._id}"
+        self._life_spec = (self._id, setup_payload, self._log_topic, logging.getLogger().getEffectiveLevel(), memory)
         self._cluster: Any = None
         self._owns_client = client is None
         if client is not None:
@@ -254,6 +270,7 @@ class DaskExecutor(BaseExecutor):
         self._torn_down = False
         self._helpers_ready = False
         self._names = itertools.count()
+        self._client.subscribe_topic(self._log_topic, _emit_log_event)
 
     def __repr__(self) -> str:
         where = "embedded" if self._cluster is not None else self._scheduler_address
@@ -295,7 +312,7 @@ class DaskExecutor(BaseExecutor):
                 fut.try_set_exception(exc)
                 continue
             name = getattr(args[0] if fn in RUNNERS else fn, "__name__", "task")
-            dfut = self._client.submit(run_remote, payload, timeout, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
+            dfut = self._client.submit(run_remote, payload, timeout, self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             inflight[dfut.key] = fut
             self._dfutures[dfut.key] = dfut
             self._ac.add(dfut)
@@ -403,6 +420,7 @@ class DaskExecutor(BaseExecutor):
             if self._torn_down:
                 return
             self._torn_down = True
+        self._end_worker_lives()
         if self._helpers_ready:
             with contextlib.suppress(Exception):
                 self._client.sync(self._client.scheduler.unifex_helper, action="drop", name=self._id + "/")
@@ -414,6 +432,16 @@ class DaskExecutor(BaseExecutor):
             gone.add(self._id)
             with contextlib.suppress(Exception):
                 self._cluster.close()
+
+    def _end_worker_lives(self) -> None:
+        """Closing: every dask worker runs the finalizer of its unifex worker
+        (not after terminate) and drops its state; the log topic is left."""
+        with contextlib.suppress(Exception):
+            self._client.unsubscribe_topic(self._log_topic)
+        if self._cluster is not None and (self._finalizer is None or self._state == TERMINATED):
+            return  # the embedded cluster goes with its states
+        with contextlib.suppress(Exception):
+            self._client.run(end_lives, self._id, self._finalizer is not None and self._state != TERMINATED)
 
     def _terminate(self) -> None:
         with self._state_lock:
@@ -496,3 +524,18 @@ class DaskExecutor(BaseExecutor):
 
 def _expire(fut: Future[Any]) -> None:
     fut.try_set_exception(TaskTimeoutError("the task ran past its timeout; on dask it runs on until its next unifex.sleep or helper wait"))
+
+
+def _serialize_setup(setup: WorkerSetup) -> bytes:
+    try:
+        return dpickle.dumps(setup)
+    except Exception as exc:
+        raise SerializationError(f"the worker options (initializer, initargs, finalizer) could not be pickled for the dask workers: {exc!r}") from None
+
+
+def _emit_log_event(event: Any) -> None:
+    """A worker's logging record, in the client's event loop: hand it to the
+    parent's logger of the same name."""
+    with contextlib.suppress(Exception):
+        _, record = event
+        emit_forwarded(dict(record))
