@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
-from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
-from ._api import Executor, executor
+from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
@@ -35,11 +34,17 @@ __all__ = (
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "CancelledError",
+    "ConditionLike",
     "DeadlockError",
+    "EventLike",
     "Executor",
     "ExecutorClosedError",
     "Future",
     "LivelockError",
+    "LockLike",
+    "QueueLike",
+    "RLockLike",
+    "SemaphoreLike",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from typing_extensions import ParamSpec, Self
 
 from ._base import check_size
 from ._future import Future
+from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._registry import get_factory
 
-__all__ = ["Executor", "executor"]
+__all__ = ["ConditionLike", "EventLike", "Executor", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike", "executor"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -20,7 +21,8 @@ P = ParamSpec("P")
 
 @runtime_checkable
 class Executor(Protocol):
-    """What every kind provides; see SPEC section 2."""
+    """What every kind provides; see SPEC section 2. Every executor is also a
+    :class:`concurrent.futures.Executor`."""
 
     kind: str
     size: int
@@ -29,12 +31,12 @@ class Executor(Protocol):
 
     def apply_async(
         self,
-        fn: Callable[..., T],
+        func: Callable[..., T],
         args: Iterable[Any] = (),
         kwds: dict[str, Any] | None = None,
-        *,
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
+        *,
         timeout: float | None = None,
         retries: int | None = None,
         retry_on: Any = None,
@@ -55,7 +57,48 @@ class Executor(Protocol):
         progress: Any = False,
     ) -> Iterator[T]: ...
 
+    def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+    ) -> AsyncIterator[T]: ...
+
+    # the multiprocessing.Pool spelling (see docs/ecosystem.md)
+    def apply(self, func: Callable[..., T], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None) -> T: ...
+
+    def map_async(
+        self,
+        func: Callable[..., T],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callable[[list[T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> Future[list[T]]: ...
+
+    def starmap(self, func: Callable[..., T], iterable: Iterable[Iterable[Any]], chunksize: int | None = None) -> list[T]: ...
+
+    def starmap_async(
+        self,
+        func: Callable[..., T],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        callback: Callable[[list[T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> Future[list[T]]: ...
+
+    def imap(self, func: Callable[..., T], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[T]: ...
+
+    def imap_unordered(self, func: Callable[..., T], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[T]: ...
+
+    def join(self) -> None: ...
+
     def close(self, wait: bool = True) -> None: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
 
     def terminate(self) -> None: ...
 
@@ -63,21 +106,21 @@ class Executor(Protocol):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None: ...
 
-    def Lock(self) -> Any: ...
+    def Lock(self) -> LockLike: ...
 
-    def RLock(self) -> Any: ...
+    def RLock(self) -> RLockLike: ...
 
-    def Event(self) -> Any: ...
+    def Event(self) -> EventLike: ...
 
-    def Semaphore(self, n: int = 1) -> Any: ...
+    def Semaphore(self, value: int = 1) -> SemaphoreLike: ...
 
-    def BoundedSemaphore(self, n: int = 1) -> Any: ...
+    def BoundedSemaphore(self, value: int = 1) -> SemaphoreLike: ...
 
-    def Condition(self, lock: Any = None) -> Any: ...
+    def Condition(self, lock: RLockLike | None = None) -> ConditionLike: ...
 
-    def Queue(self, maxsize: int = 0) -> Any: ...
+    def Queue(self, maxsize: int = 0) -> QueueLike[Any]: ...
 
-    def dict(self, *args: Any, **kwargs: Any) -> Any: ...
+    def dict(self, *args: Any, **kwargs: Any) -> MutableMapping[Any, Any]: ...
 
 
 def executor(kind: str = "thread", size: int | None = None, **options: Any) -> Executor:

@@ -10,21 +10,27 @@ factories when the thread helpers do not fit its model.
 from __future__ import annotations
 
 import abc
+import concurrent.futures as cf
+import functools
 import heapq
 import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from typing_extensions import ParamSpec
 
-from . import _wait
+from . import _exit, _wait
+from ._aio import amap, is_async, run_coroutine
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
+from ._poolapi import PoolMethods
+from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._share import Shared
 
 if TYPE_CHECKING:
@@ -41,6 +47,9 @@ _monotonic = time.monotonic
 #: options every kind accepts: executor-wide defaults of retries and the
 #: ``submit`` backpressure (see ``docs/lifecycle.md``)
 COMMON_OPTIONS = frozenset({"retries", "retry_on", "backoff", "max_pending"})
+
+
+_Context = type(copy_context())
 
 
 def default_thread_count() -> int:
@@ -66,6 +75,10 @@ def check_timeout(timeout: object, name: str = "timeout") -> float | None:
 
 def describe_call(fn: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, limit: int = 80) -> str:
     """``f(3, key='x')`` for messages, cut to ``limit`` characters."""
+    if type(getattr(fn, "__self__", None)) is _Context and args:  # a task run in a copy of the caller's context
+        fn, args = args[0], args[1:]
+    if fn is run_coroutine and args:
+        fn, args = args[0], args[1:]
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
     text = f"{name}({', '.join(parts)})"
@@ -174,14 +187,27 @@ def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
             fut.try_set_exception(terminated_error())
 
 
-class BaseExecutor(abc.ABC):
-    """Lifecycle, ``apply_async`` and ``map`` for every backend."""
+class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
+    """Lifecycle, ``apply_async`` and ``map`` for every backend; a
+    :class:`concurrent.futures.Executor`, with the ``multiprocessing.Pool``
+    spelling (:class:`~unifex._poolapi.PoolMethods`) beside it."""
 
     kind: ClassVar[str] = "?"
     #: options this kind accepts besides ``size``
     options: ClassVar[frozenset[str]] = frozenset()
     #: what the conformance suite may expect (see ``unifex.testing``)
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: run each task in a copy of the submitter's ``contextvars`` context (the
+    #: in-process kinds; default: kinds without the "processes" capability)
+    _copy_context: ClassVar[bool] = True
+    #: at normal interpreter exit, run the accepted tasks (close(wait=True)) as
+    #: ``concurrent.futures`` does
+    _drain_at_exit: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_copy_context" not in cls.__dict__:
+            cls._copy_context = "processes" not in cls.capabilities
 
     def __init__(
         self,
@@ -198,6 +224,7 @@ class BaseExecutor(abc.ABC):
         self._state_lock = threading.RLock()
         self._timer_: Timer | None = None
         self._init_lifecycle(retries, retry_on, backoff, max_pending)
+        _exit.track(self)
 
     @classmethod
     def default_size(cls) -> int:
@@ -233,7 +260,10 @@ class BaseExecutor(abc.ABC):
         as :func:`run_items` / :func:`run_chunk` return it. Backends that ship
         batches their own way override this; the default runs the batch as one
         ordinary task."""
-        self._dispatch(fut, run_items if flat else run_chunk, (fn, batch), {}, None)
+        if self._copy_context:
+            self._dispatch(fut, copy_context().run, (run_items if flat else run_chunk, fn, batch), {}, None)
+        else:
+            self._dispatch(fut, run_items if flat else run_chunk, (fn, batch), {}, None)
 
     def _default_chunksize(self, hint: int | None) -> int:
         """Inputs per batch for ``map(chunksize=None)``; ``hint`` is the input
@@ -258,6 +288,8 @@ class BaseExecutor(abc.ABC):
 
     def _closed_error(self) -> ExecutorClosedError:
         how = "terminated" if self._state == TERMINATED else "closed"
+        if _exit.exiting:
+            how += " (cannot schedule new futures after interpreter shutdown)"
         return ExecutorClosedError(f"this {self.kind!r} executor is {how}; no new work is accepted. Create a new executor with unifex.executor({self.kind!r})")
 
     # -- the public protocol -------------------------------------------------------
@@ -268,23 +300,36 @@ class BaseExecutor(abc.ABC):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its :class:`unifex.Future`."""
+        call, call_args = self._wrap_call(fn, args)
         if self._gate is not None or self._retry is not None:
-            return self._submit_managed(fn, args, kwargs, None, None, None)
+            return self._submit_managed(call, call_args, kwargs, None, None, None)
         fut: Future[T] = Future(self)
         with self._state_lock:
             if self._state:
                 raise self._closed_error()
-            self._dispatch(fut, fn, args, kwargs, None)
+            self._dispatch(fut, call, call_args, kwargs, None)
         return fut
+
+    def _wrap_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """What a worker calls for ``fn(*args)``: an ``async def`` function runs to
+        completion in an event loop of the worker; on the in-process kinds the
+        call runs in a copy of the submitter's context."""
+        if is_async(fn):
+            args = (fn, *args)
+            fn = run_coroutine
+        if self._copy_context:
+            args = (fn, *args)
+            fn = copy_context().run
+        return fn, args
 
     def apply_async(
         self,
-        fn: Callable[..., T],
+        func: Callable[..., T],
         args: Iterable[Any] = (),
         kwds: dict[str, Any] | None = None,
-        *,
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
+        *,
         timeout: float | None = None,
         retries: int | None = None,
         retry_on: Any = None,
@@ -296,16 +341,25 @@ class BaseExecutor(abc.ABC):
         ``retries``/``retry_on``/``backoff`` (default: the executor's) run a task
         that fails with one of ``retry_on`` again; see ``docs/lifecycle.md``."""
         timeout = check_timeout(timeout)
+        fn, call_args = self._wrap_call(func, tuple(args))
+        kwargs = dict(kwds) if kwds else {}
         if self._gate is not None or self._retry is not None or retries is not None or retry_on is not None or backoff is not None:
-            return self._submit_managed(fn, tuple(args), dict(kwds) if kwds else {}, timeout, (retries, retry_on, backoff), (callback, error_callback))
+            return self._submit_managed(fn, call_args, kwargs, timeout, (retries, retry_on, backoff), (callback, error_callback))
         fut: Future[T] = Future(self)
         if callback is not None or error_callback is not None:
             fut._callbacks = [_result_callback(callback, error_callback)]
         with self._state_lock:
             if self._state:
                 raise self._closed_error()
-            self._dispatch(fut, fn, tuple(args), dict(kwds) if kwds else {}, timeout)
+            self._dispatch(fut, fn, call_args, kwargs, timeout)
         return fut
+
+    def _task_fn(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """What a worker calls for ``fn``: an ``async def`` function runs to
+        completion in an event loop of the worker."""
+        if is_async(fn):
+            return functools.partial(run_coroutine, fn)  # type: ignore[arg-type]
+        return fn
 
     def map(
         self,
@@ -335,6 +389,30 @@ class BaseExecutor(abc.ABC):
 
         return map_progress(self, fn, iterables, progress, lambda: map_(self, fn, iterables, timeout, chunksize, ordered, buffersize, policy))
 
+    def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+    ) -> AsyncIterator[T]:
+        """``map`` for a coroutine: ``async for r in ex.amap(fn, items)`` yields
+        the results without blocking the event loop. Leaving the loop early (or
+        cancelling the asyncio task) cancels what has not started and stops
+        running tasks where the model allows."""
+        return amap(self, fn, iterables, timeout, chunksize, ordered, buffersize)
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """Stop the running task of ``fut`` where the model allows (asyncio
+        cancelled its awaiter); a backend that can kill one task overrides
+        this. The default lets the task finish."""
+
+    def _cancel_queued(self) -> None:
+        """Cancel every accepted task that has not started (``shutdown(cancel_futures=True)``);
+        backends with a queue override this."""
+
     def share(self, obj: T) -> Shared[T]:
         """A handle to ``obj`` that tasks receive as an ordinary argument and
         read with ``handle.value``; each worker resolves it once and caches it."""
@@ -360,6 +438,16 @@ class BaseExecutor(abc.ABC):
             if wait and self._retry_timer_used:
                 self._stop_timer()  # a retry cancelled during its backoff may still be on the timer
 
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """:meth:`concurrent.futures.Executor.shutdown`: ``close(wait)``; with
+        ``cancel_futures``, tasks not yet started are cancelled first."""
+        if cancel_futures:
+            with self._state_lock:
+                if self._state == RUNNING:
+                    self._state = CLOSED
+            self._cancel_queued()
+        self.close(wait)
+
     def terminate(self) -> None:
         """Stop now: cancel queued tasks, stop running ones where the model
         allows, fail their futures with ``TerminatedError``. Idempotent."""
@@ -374,7 +462,7 @@ class BaseExecutor(abc.ABC):
         if self._retry_timer_used:
             self._stop_timer()
 
-    def __enter__(self: T) -> T:
+    def __enter__(self: T) -> T:  # type: ignore[misc]
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -494,42 +582,42 @@ class BaseExecutor(abc.ABC):
 
     # -- helpers (section 4 of the contract); thread helpers by default -----------
 
-    def Lock(self) -> Any:
+    def Lock(self) -> LockLike:
         from ._shared import Lock
 
         return Lock()
 
-    def RLock(self) -> Any:
+    def RLock(self) -> RLockLike:
         from ._shared import RLock
 
         return RLock()
 
-    def Event(self) -> Any:
+    def Event(self) -> EventLike:
         from ._shared import Event
 
         return Event()
 
-    def Semaphore(self, n: int = 1) -> Any:
+    def Semaphore(self, value: int = 1) -> SemaphoreLike:
         from ._shared import Semaphore
 
-        return Semaphore(n)
+        return Semaphore(value)
 
-    def BoundedSemaphore(self, n: int = 1) -> Any:
+    def BoundedSemaphore(self, value: int = 1) -> SemaphoreLike:
         from ._shared import BoundedSemaphore
 
-        return BoundedSemaphore(n)
+        return BoundedSemaphore(value)
 
-    def Condition(self, lock: Any = None) -> Any:
+    def Condition(self, lock: RLockLike | None = None) -> ConditionLike:
         from ._shared import Condition
 
         return Condition(lock)
 
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0) -> QueueLike[Any]:
         from ._shared import Queue
 
         return Queue(maxsize)
 
-    def dict(self, *args: Any, **kwargs: Any) -> Any:
+    def dict(self, *args: Any, **kwargs: Any) -> MutableMapping[Any, Any]:
         return dict(*args, **kwargs)
 
 

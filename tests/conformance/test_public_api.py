@@ -33,6 +33,8 @@ EXPECTED = {
     "wait",
     "worker_state",
 }
+# the helper protocols (SPEC 4)
+EXPECTED |= {"ConditionLike", "EventLike", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike"}
 
 
 def test_all_is_exactly_the_public_names() -> None:

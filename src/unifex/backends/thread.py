@@ -10,6 +10,7 @@ finishes the function in the background.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any, ClassVar, final
@@ -50,84 +51,42 @@ class ThreadExecutor(BaseExecutor):
         self._threads: list[threading.Thread] = []
         self._slots: list[list[Future[Any] | None]] = []
         # idle tokens: one per thread waiting for work that no submit has claimed yet
-        self._idle = 0
-        self._idle_lock = threading.Lock()
+        self._idle = _Idle()
+        self._idle_lock = self._idle.lock
         self._sentinels_sent = False
+        # the threads hold no reference to the executor: dropped without close(),
+        # it is collected once its queued tasks are done, and its threads end
+        weakref.finalize(self, _stop_threads, self._queue, self._threads).atexit = False
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         self._queue.put((fut, fn, args, kwargs, timeout))
+        idle = self._idle
         with self._idle_lock:
-            if self._idle:
-                self._idle -= 1
+            if idle.count:
+                idle.count -= 1
                 return
         if len(self._threads) < self.size:
             self._spawn()
 
     def _spawn(self) -> None:
         slot: list[Future[Any] | None] = [None]
-        thread = threading.Thread(target=self._work, args=(slot,), name=f"{self._prefix}-{len(self._threads)}", daemon=True)
+        thread = threading.Thread(target=_work, args=self._work_args(slot), name=f"{self._prefix}-{len(self._threads)}", daemon=True)
         self._threads.append(thread)
         self._slots.append(slot)
         thread.start()
 
-    def _work(self, slot: list[Future[Any] | None]) -> None:
-        if not self._setup.plain:
-            self._work_managed(slot)
-            return
-        get = self._queue.get
-        idle_lock = self._idle_lock
-        previous = bind_state({})  # unifex.worker_state() of this thread
-        try:
-            while True:
-                item = get()
-                if item is None:
-                    return
-                slot[0] = item[0]
-                run_task(item, self._timer if item[4] is not None else None)
-                slot[0] = None
-                del item
-                with idle_lock:
-                    self._idle += 1
-        finally:
-            unbind_state(previous)
-
-    def _work_managed(self, slot: list[Future[Any] | None]) -> None:
-        """``_work`` with an initializer, a finalizer or a task limit: a thread
-        that has run ``max_tasks_per_worker`` tasks hands its place to a new one."""
-        get = self._queue.get
-        idle_lock = self._idle_lock
-        life = WorkerLife(self._setup, self.kind)
-        life.begin()
-        try:
-            while True:
-                item = get()
-                if item is None:
-                    return
-                slot[0] = item[0]
-                if life.take(item[0]):
-                    run_task(item, self._timer if item[4] is not None else None)
-                slot[0] = None
-                del item
-                if life.spent:
-                    life.end()
-                    life = None  # type: ignore[assignment]
-                    self._replace(slot)
-                with idle_lock:
-                    self._idle += 1
-                if life is None:
-                    return
-        finally:
-            if life is not None:
-                life.end()
-
     def _replace(self, slot: list[Future[Any] | None]) -> None:
+        """A worker spent by ``max_tasks_per_worker`` hands its place to a new thread."""
         me = threading.current_thread()
         with self._state_lock:
             index = self._threads.index(me)
-            thread = threading.Thread(target=self._work, args=(slot,), name=f"{self._prefix}-{index}", daemon=True)
+            thread = threading.Thread(target=_work, args=self._work_args(slot), name=f"{self._prefix}-{index}", daemon=True)
             self._threads[index] = thread
             self._retired.append(me)
             thread.start()
+
+    def _work_args(self, slot: list[Future[Any] | None]) -> tuple[Any, ...]:
+        return (self._queue, self._idle, slot, weakref.ref(self), self._setup, self.kind)
 
     def _shutdown(self, wait: bool) -> None:
         with self._state_lock:
@@ -149,6 +108,15 @@ class ThreadExecutor(BaseExecutor):
                     joined.add(thread)
             self._stop_timer()
 
+    def _cancel_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+
     def _terminate(self) -> None:
         cancelled: list[Future[Any]] = []
         while True:
@@ -163,3 +131,99 @@ class ThreadExecutor(BaseExecutor):
         for _ in self._threads:
             self._queue.put(None)
         self._stop_timer()
+
+
+class _Idle:
+    """The idle count the threads share with the executor."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+
+def _work(
+    queue: SimpleQueue[_Item | None],
+    idle: _Idle,
+    slot: list[Future[Any] | None],
+    wex: weakref.ref[ThreadExecutor],
+    setup: WorkerSetup,
+    kind: str,
+) -> None:
+    """A worker thread. It holds no reference to its executor between tasks, so
+    an executor dropped without ``close()`` is collected and its threads end."""
+    if not setup.plain:
+        _work_managed(queue, idle, slot, wex, setup, kind)
+        return
+    get = queue.get
+    idle_lock = idle.lock
+    previous = bind_state({})  # unifex.worker_state() of this thread
+    try:
+        while True:
+            item = get()
+            if item is None:
+                return
+            slot[0] = item[0]
+            _run(item, wex)
+            slot[0] = None
+            del item
+            with idle_lock:
+                idle.count += 1
+    finally:
+        unbind_state(previous)
+
+
+def _work_managed(
+    queue: SimpleQueue[_Item | None],
+    idle: _Idle,
+    slot: list[Future[Any] | None],
+    wex: weakref.ref[ThreadExecutor],
+    setup: WorkerSetup,
+    kind: str,
+) -> None:
+    """``_work`` with an initializer, a finalizer or a task limit: a thread
+    that has run ``max_tasks_per_worker`` tasks hands its place to a new one."""
+    get = queue.get
+    idle_lock = idle.lock
+    life: WorkerLife | None = WorkerLife(setup, kind)
+    assert life is not None
+    life.begin()
+    try:
+        while True:
+            item = get()
+            if item is None:
+                return
+            slot[0] = item[0]
+            if life.take(item[0]):
+                _run(item, wex)
+            slot[0] = None
+            del item
+            if life.spent:
+                life.end()
+                life = None
+                ex = wex()
+                if ex is not None:
+                    ex._replace(slot)
+                del ex
+            with idle_lock:
+                idle.count += 1
+            if life is None:
+                return
+    finally:
+        if life is not None:
+            life.end()
+
+
+def _run(item: _Item, wex: weakref.ref[ThreadExecutor]) -> None:
+    if item[4] is None:
+        run_task(item, None)
+    else:
+        ex = wex()  # alive: the queued future refers to it
+        run_task(item, ex._timer if ex is not None else None)
+        del ex
+
+
+def _stop_threads(queue: SimpleQueue[_Item | None], threads: list[threading.Thread]) -> None:
+    for _ in threads:
+        queue.put(None)

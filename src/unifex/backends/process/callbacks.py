@@ -18,11 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..._future import Future, run_callback
+from ..._future import CANCELLED, Future, run_callback
 
 __all__ = ["CallbackRunner", "hold"]
 
-_CANCELLED = 2  # a Future's state from here on is final (see unifex._future)
 
 
 class _Held(list):  # type: ignore[type-arg]
@@ -39,7 +38,7 @@ def hold(fut: Future[Any]) -> list[Any] | None:
     """Keep ``fut``'s callbacks (present and added until it settles) from running
     in the thread that settles it; None if it is already done."""
     with fut._lock:
-        if fut._state >= _CANCELLED:
+        if fut._st >= CANCELLED:
             return None
         held = _Held()
         if fut._callbacks is not None:
