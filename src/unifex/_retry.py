@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from contextvars import Context
 from concurrent.futures import CancelledError
+from contextvars import Context
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from ._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, TerminatedError, WorkerCrashedError
