@@ -1,6 +1,5 @@
-"""Which kinds take the lifecycle options yet: the worker options and the
-executor-wide defaults reach ``process``, ``dask`` and ``greenlet`` once their
-packages have the worker-loop plumbing."""
+"""The kinds the lifecycle conformance tests run for: every built-in kind
+(a third-party backend opts in by taking the same options)."""
 
 from __future__ import annotations
 
