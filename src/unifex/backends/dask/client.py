@@ -102,11 +102,12 @@ import dask
 import distributed as _distributed
 
 from ..._aio import run_coroutine
-from ..._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future, run_callback
 from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
 from ..._share import Shared
+from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, parse_bytes
 from . import cluster
 from .helpers import (
     DaskBoundedSemaphore,
@@ -123,7 +124,7 @@ from .helpers import (
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import WHERE, DaskShared, Ref, dpickle, run_batch, run_remote
+from .worker import WHERE, DaskShared, Ref, dpickle, end_lives, run_batch, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -305,7 +306,11 @@ class DaskExecutor(BaseExecutor):
     through a user's ``client``."""
 
     kind: ClassVar[str] = "dask"
-    options: ClassVar[frozenset[str]] = frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold"}) | COMMON_OPTIONS
+    options: ClassVar[frozenset[str]] = (
+        frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold", "max_memory_per_worker"})
+        | WORKER_OPTIONS
+        | COMMON_OPTIONS
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "remote", "isolated_crash"})
 
     @classmethod
@@ -321,6 +326,11 @@ class DaskExecutor(BaseExecutor):
         processes: bool | None = None,
         threads_per_worker: int | None = None,
         zero_copy_threshold: int | None = ZERO_COPY_THRESHOLD,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
         **common: Any,
     ) -> None:
         if address is not None and client is not None:
@@ -337,10 +347,17 @@ class DaskExecutor(BaseExecutor):
             raise ValueError(f"threads_per_worker must be a positive int or None, not {threads_per_worker!r}")
         if zero_copy_threshold is not None and (isinstance(zero_copy_threshold, bool) or not isinstance(zero_copy_threshold, int) or zero_copy_threshold < 0):
             raise ValueError(f"zero_copy_threshold must be a number of bytes (an int >= 0) or None, not {zero_copy_threshold!r}")
+        setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        memory = parse_bytes(max_memory_per_worker)
+        setup_payload = None if setup.plain else _serialize_setup(setup)
         super().__init__(size, **common)
         self._threshold = zero_copy_threshold
         explicit_size = size is not None
         self._id = uuid.uuid4().hex[:12]
+        self._finalizer = finalizer
+        # what run_remote needs for worker_state(), the worker options and the logs
+        self._log_topic = f"unifex-logs-{self._id}"
+        self._life_spec = (self._id, setup_payload, self._log_topic, logging.getLogger().getEffectiveLevel(), memory)
         self._cluster: Any = None
         self._owns_client = client is None
         if client is not None:
@@ -374,6 +391,7 @@ class DaskExecutor(BaseExecutor):
         self._torn_down = False
         self._helpers_ready = False
         self._names = itertools.count()
+        self._client.subscribe_topic(self._log_topic, _emit_log_event)
 
     def __repr__(self) -> str:
         where = "embedded" if self._cluster is not None else self._scheduler_address
@@ -431,7 +449,7 @@ class DaskExecutor(BaseExecutor):
                 fut.try_set_exception(exc)
                 continue
             name = getattr(batch.fn if batch is not None else fn, "__name__", "task")
-            dfut = self._client.submit(run_remote, payload, timeout, *refs, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
+            dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             key = dfut.key
             inflight[key] = fut
             self._dfutures[key] = dfut
@@ -612,6 +630,7 @@ class DaskExecutor(BaseExecutor):
                 return
             self._torn_down = True
         self._callbacks.stop()  # every callback has run before the helpers go
+        self._end_worker_lives()
         for handle in self._shared:
             handle._release()
         self._shared.clear()
@@ -626,6 +645,16 @@ class DaskExecutor(BaseExecutor):
             gone.add(self._id)
             with contextlib.suppress(Exception):
                 self._cluster.close()
+
+    def _end_worker_lives(self) -> None:
+        """Closing: every dask worker runs the finalizer of its unifex worker
+        (not after terminate) and drops its state; the log topic is left."""
+        with contextlib.suppress(Exception):
+            self._client.unsubscribe_topic(self._log_topic)
+        if self._cluster is not None and (self._finalizer is None or self._state == TERMINATED):
+            return  # the embedded cluster goes with its states
+        with contextlib.suppress(Exception):
+            self._client.run(end_lives, self._id, self._finalizer is not None and self._state != TERMINATED)
 
     def _terminate(self) -> None:
         with self._state_lock:
@@ -730,3 +759,18 @@ class DaskExecutor(BaseExecutor):
 
 def _expire(fut: Future[Any]) -> None:
     fut.try_set_exception(TaskTimeoutError("the task ran past its timeout; on dask it runs on until its next unifex.sleep or helper wait"))
+
+
+def _serialize_setup(setup: WorkerSetup) -> bytes:
+    try:
+        return dpickle.dumps(setup)
+    except Exception as exc:
+        raise SerializationError(f"the worker options (initializer, initargs, finalizer) could not be pickled for the dask workers: {exc!r}") from None
+
+
+def _emit_log_event(event: Any) -> None:
+    """A worker's logging record, in the client's event loop: hand it to the
+    parent's logger of the same name."""
+    with contextlib.suppress(Exception):
+        _, record = event
+        emit_forwarded(dict(record))
