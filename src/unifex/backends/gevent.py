@@ -535,7 +535,7 @@ class Lock:
         self._sem = gevent.lock.Semaphore(1)
 
     def __repr__(self) -> str:
-        return f"<{'locked' if self.locked() else 'unlocked'} unifex.gevent.Lock object at {id(self):#x}>"
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_gevent.Lock object at {id(self):#x}>"
 
 
 class RLock:
@@ -587,7 +587,7 @@ class RLock:
 
     def __repr__(self) -> str:
         owned = self._lock._owner is not None
-        return f"<{'locked' if owned else 'unlocked'} unifex.gevent.RLock object count={self._lock._count} at {id(self):#x}>"
+        return f"<{'locked' if owned else 'unlocked'} unifex_gevent.RLock object count={self._lock._count} at {id(self):#x}>"
 
 
 class Semaphore:
@@ -625,7 +625,7 @@ class Semaphore:
         self._sem.release()
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
+        return f"<unifex_gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
 
 
 class BoundedSemaphore(Semaphore):
@@ -645,7 +645,7 @@ class BoundedSemaphore(Semaphore):
             self._sem.release()
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
+        return f"<unifex_gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
 
 
 class Event:
@@ -674,7 +674,7 @@ class Event:
         return bounded_wait(self._event.wait, seconds)
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
+        return f"<unifex_gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition:
@@ -694,7 +694,7 @@ class Condition:
         return self._lock.__exit__(*exc)
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
+        return f"<unifex_gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
 
     def _is_owned(self) -> bool:
         check = getattr(self._lock, "_is_owned", None)
@@ -804,4 +804,4 @@ class Queue(Generic[T]):
         bounded_wait(self._q.join, wait_timeout(timeout))
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"
+        return f"<unifex_gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"
