@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex import _bench
+from unifex import bench as _bench
 
 KINDS = [kind for kind, ok in unifex.backends().items() if ok]
 PLAN = _bench.plan(KINDS, _bench.env_quick())

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
+from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
 from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
+    LivelockError,
     SerializationError,
     TaskTimeoutError,
     TerminatedError,
@@ -37,6 +39,7 @@ __all__ = (
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
     "LockLike",
     "QueueLike",
     "RLockLike",

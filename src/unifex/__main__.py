@@ -23,8 +23,8 @@ def _parser() -> argparse.ArgumentParser:
         "bench",
         help="measure every usable kind beside the raw libraries and print a table",
         description=(
-            "Measure every usable kind on tiny-task overhead, map throughput, I/O fan-out, CPU-bound work and "
-            "shared-state operations, beside the raw library each kind wraps, and print one table "
+            "Measure every usable kind on tiny-task overhead, map throughput, I/O fan-out, CPU-bound work, "
+            "large numpy arguments (when numpy is installed) and shared-state operations, beside the raw library each kind wraps, and print one table "
             "(rows: workloads; columns: kinds; cells: the median and unifex time / raw library time)."
         ),
     )
@@ -60,7 +60,7 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import _bench
+    from . import bench as _bench
 
     kinds = _kinds(parser, args.kinds)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
@@ -75,6 +75,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # a file or a pipe gets the whole table on one line per row, not 80 columns
     out = Console() if sys.stdout.isatty() else Console(width=220)
     err = Console(stderr=True)
+    for name, why in _bench.available_workloads()[1].items():
+        err.print(f"unifex bench: the {name!r} workload is skipped: {why}")
     with Progress(
         TextColumn("[bold]unifex bench"),
         BarColumn(),
@@ -90,7 +92,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             progress.update(task, description=description, advance=advance)
 
         report = _bench.run(kinds, quick=args.quick, progress=say)
-    out.print(_bench.render_table(report))
+    for table in _bench.render_tables(report, out.width):
+        out.print(table)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report.to_json(), f, indent=2)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from typing_extensions import ParamSpec, Self
@@ -21,7 +21,8 @@ P = ParamSpec("P")
 
 @runtime_checkable
 class Executor(Protocol):
-    """What every kind provides; see SPEC section 2."""
+    """What every kind provides; see SPEC section 2. Every executor is also a
+    :class:`concurrent.futures.Executor`."""
 
     kind: str
     size: int
@@ -30,12 +31,12 @@ class Executor(Protocol):
 
     def apply_async(
         self,
-        fn: Callable[..., T],
+        func: Callable[..., T],
         args: Iterable[Any] = (),
         kwds: dict[str, Any] | None = None,
-        *,
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
+        *,
         timeout: float | None = None,
     ) -> Future[T]: ...
 
@@ -49,7 +50,48 @@ class Executor(Protocol):
         buffersize: int | None = None,
     ) -> Iterator[T]: ...
 
+    def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+    ) -> AsyncIterator[T]: ...
+
+    # the multiprocessing.Pool spelling (see docs/ecosystem.md)
+    def apply(self, func: Callable[..., T], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None) -> T: ...
+
+    def map_async(
+        self,
+        func: Callable[..., T],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callable[[list[T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> Future[list[T]]: ...
+
+    def starmap(self, func: Callable[..., T], iterable: Iterable[Iterable[Any]], chunksize: int | None = None) -> list[T]: ...
+
+    def starmap_async(
+        self,
+        func: Callable[..., T],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        callback: Callable[[list[T]], object] | None = None,
+        error_callback: Callable[[BaseException], object] | None = None,
+    ) -> Future[list[T]]: ...
+
+    def imap(self, func: Callable[..., T], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[T]: ...
+
+    def imap_unordered(self, func: Callable[..., T], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[T]: ...
+
+    def join(self) -> None: ...
+
     def close(self, wait: bool = True) -> None: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
 
     def terminate(self) -> None: ...
 

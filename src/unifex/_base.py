@@ -10,21 +10,26 @@ factories when the thread helpers do not fit its model.
 from __future__ import annotations
 
 import abc
+import concurrent.futures as cf
+import functools
 import heapq
 import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
+from contextvars import copy_context
 from typing import Any, ClassVar, TypeVar
 
 from typing_extensions import ParamSpec
 
-from . import _wait
+from . import _exit, _wait
+from ._aio import amap, is_async, run_coroutine
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
+from ._poolapi import PoolMethods
 from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._share import Shared
 
@@ -35,6 +40,9 @@ P = ParamSpec("P")
 
 RUNNING, CLOSED, TERMINATED = 0, 1, 2
 _monotonic = time.monotonic
+
+
+_Context = type(copy_context())
 
 
 def default_thread_count() -> int:
@@ -60,6 +68,10 @@ def check_timeout(timeout: object, name: str = "timeout") -> float | None:
 
 def describe_call(fn: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, limit: int = 80) -> str:
     """``f(3, key='x')`` for messages, cut to ``limit`` characters."""
+    if type(getattr(fn, "__self__", None)) is _Context and args:  # a task run in a copy of the caller's context
+        fn, args = args[0], args[1:]
+    if fn is run_coroutine and args:
+        fn, args = args[0], args[1:]
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
     text = f"{name}({', '.join(parts)})"
@@ -168,14 +180,27 @@ def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
             fut.try_set_exception(terminated_error())
 
 
-class BaseExecutor(abc.ABC):
-    """Lifecycle, ``apply_async`` and ``map`` for every backend."""
+class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
+    """Lifecycle, ``apply_async`` and ``map`` for every backend; a
+    :class:`concurrent.futures.Executor`, with the ``multiprocessing.Pool``
+    spelling (:class:`~unifex._poolapi.PoolMethods`) beside it."""
 
     kind: ClassVar[str] = "?"
     #: options this kind accepts besides ``size``
     options: ClassVar[frozenset[str]] = frozenset()
     #: what the conformance suite may expect (see ``unifex.testing``)
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: run each task in a copy of the submitter's ``contextvars`` context (the
+    #: in-process kinds; default: kinds without the "processes" capability)
+    _copy_context: ClassVar[bool] = True
+    #: at normal interpreter exit, run the accepted tasks (close(wait=True)) as
+    #: ``concurrent.futures`` does
+    _drain_at_exit: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_copy_context" not in cls.__dict__:
+            cls._copy_context = "processes" not in cls.capabilities
 
     def __init__(self, size: int | None = None) -> None:
         size = check_size(size)
@@ -183,6 +208,7 @@ class BaseExecutor(abc.ABC):
         self._state = RUNNING
         self._state_lock = threading.RLock()
         self._timer_: Timer | None = None
+        _exit.track(self)
 
     @classmethod
     def default_size(cls) -> int:
@@ -218,7 +244,10 @@ class BaseExecutor(abc.ABC):
         as :func:`run_items` / :func:`run_chunk` return it. Backends that ship
         batches their own way override this; the default runs the batch as one
         ordinary task."""
-        self._dispatch(fut, run_items if flat else run_chunk, (fn, batch), {}, None)
+        if self._copy_context:
+            self._dispatch(fut, copy_context().run, (run_items if flat else run_chunk, fn, batch), {}, None)
+        else:
+            self._dispatch(fut, run_items if flat else run_chunk, (fn, batch), {}, None)
 
     def _default_chunksize(self, hint: int | None) -> int:
         """Inputs per batch for ``map(chunksize=None)``; ``hint`` is the input
@@ -243,6 +272,8 @@ class BaseExecutor(abc.ABC):
 
     def _closed_error(self) -> ExecutorClosedError:
         how = "terminated" if self._state == TERMINATED else "closed"
+        if _exit.exiting:
+            how += " (cannot schedule new futures after interpreter shutdown)"
         return ExecutorClosedError(f"this {self.kind!r} executor is {how}; no new work is accepted. Create a new executor with unifex.executor({self.kind!r})")
 
     # -- the public protocol -------------------------------------------------------
@@ -254,6 +285,12 @@ class BaseExecutor(abc.ABC):
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its :class:`unifex.Future`."""
         fut: Future[T] = Future(self)
+        if is_async(fn):
+            args = (fn, *args)  # type: ignore[assignment]
+            fn = run_coroutine  # type: ignore[assignment]
+        if self._copy_context:
+            args = (fn, *args)  # type: ignore[assignment]
+            fn = copy_context().run  # type: ignore[assignment]
         with self._state_lock:
             if self._state:
                 raise self._closed_error()
@@ -262,12 +299,12 @@ class BaseExecutor(abc.ABC):
 
     def apply_async(
         self,
-        fn: Callable[..., T],
+        func: Callable[..., T],
         args: Iterable[Any] = (),
         kwds: dict[str, Any] | None = None,
-        *,
         callback: Callable[[T], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
+        *,
         timeout: float | None = None,
     ) -> Future[T]:
         """``multiprocessing.Pool.apply_async``: ``callback(result)`` on success,
@@ -277,11 +314,26 @@ class BaseExecutor(abc.ABC):
         fut: Future[T] = Future(self)
         if callback is not None or error_callback is not None:
             fut._callbacks = [_result_callback(callback, error_callback)]
+        fn: Callable[..., Any] = func
+        args = tuple(args)
+        if is_async(fn):
+            args = (fn, *args)
+            fn = run_coroutine
+        if self._copy_context:
+            args = (fn, *args)
+            fn = copy_context().run
         with self._state_lock:
             if self._state:
                 raise self._closed_error()
-            self._dispatch(fut, fn, tuple(args), dict(kwds) if kwds else {}, timeout)
+            self._dispatch(fut, fn, args, dict(kwds) if kwds else {}, timeout)  # type: ignore[arg-type]
         return fut
+
+    def _task_fn(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """What a worker calls for ``fn``: an ``async def`` function runs to
+        completion in an event loop of the worker."""
+        if is_async(fn):
+            return functools.partial(run_coroutine, fn)  # type: ignore[arg-type]
+        return fn
 
     def map(
         self,
@@ -299,6 +351,30 @@ class BaseExecutor(abc.ABC):
         ``ordered=False``, the first task error raised at its position, and
         ``timeout`` a deadline counted from this call."""
         return map_(self, fn, iterables, timeout, chunksize, ordered, buffersize)
+
+    def amap(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffersize: int | None = None,
+    ) -> AsyncIterator[T]:
+        """``map`` for a coroutine: ``async for r in ex.amap(fn, items)`` yields
+        the results without blocking the event loop. Leaving the loop early (or
+        cancelling the asyncio task) cancels what has not started and stops
+        running tasks where the model allows."""
+        return amap(self, fn, iterables, timeout, chunksize, ordered, buffersize)
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """Stop the running task of ``fut`` where the model allows (asyncio
+        cancelled its awaiter); a backend that can kill one task overrides
+        this. The default lets the task finish."""
+
+    def _cancel_queued(self) -> None:
+        """Cancel every accepted task that has not started (``shutdown(cancel_futures=True)``);
+        backends with a queue override this."""
 
     def share(self, obj: T) -> Shared[T]:
         """A handle to ``obj`` that tasks receive as an ordinary argument and
@@ -322,6 +398,16 @@ class BaseExecutor(abc.ABC):
         if not terminated:
             self._shutdown(wait)
 
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """:meth:`concurrent.futures.Executor.shutdown`: ``close(wait)``; with
+        ``cancel_futures``, tasks not yet started are cancelled first."""
+        if cancel_futures:
+            with self._state_lock:
+                if self._state == RUNNING:
+                    self._state = CLOSED
+            self._cancel_queued()
+        self.close(wait)
+
     def terminate(self) -> None:
         """Stop now: cancel queued tasks, stop running ones where the model
         allows, fail their futures with ``TerminatedError``. Idempotent."""
@@ -331,7 +417,7 @@ class BaseExecutor(abc.ABC):
             self._state = TERMINATED
         self._terminate()
 
-    def __enter__(self: T) -> T:
+    def __enter__(self: T) -> T:  # type: ignore[misc]
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:

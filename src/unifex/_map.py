@@ -7,15 +7,17 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _wait
+from ._errors import SerializationError
 from ._future import Future, _DoneQueue
 
 if TYPE_CHECKING:
     from ._base import BaseExecutor
 
-__all__ = ["map_", "run_chunk", "run_items"]
+__all__ = ["map_", "run_chunk", "run_items", "start_map"]
 
 T = TypeVar("T")
 
@@ -30,13 +32,26 @@ def map_(
     buffersize: int | None,
 ) -> Iterator[T]:
     """``Executor.map``; see its docstring."""
-    from ._base import check_size, check_timeout
+    return start_map(ex, fn, iterables, timeout, chunksize, ordered, buffersize).run()
+
+
+def start_map(
+    ex: BaseExecutor,
+    fn: Callable[..., T],
+    iterables: tuple[Iterable[Any], ...],
+    timeout: float | None,
+    chunksize: int | None,
+    ordered: bool,
+    buffersize: int | None,
+) -> _MapRun:
+    """Check the arguments and start the first tasks of a ``map``."""
+    from ._base import check_size
 
     if not iterables:
         raise TypeError("map() needs at least one iterable")
     check_size(chunksize, "chunksize")
     check_size(buffersize, "buffersize")
-    timeout = check_timeout(timeout) if timeout is not None else None
+    timeout = _check_map_timeout(timeout)
     if ex._state:
         raise ex._closed_error()
     end = None if timeout is None else _wait.now() + timeout
@@ -49,12 +64,23 @@ def map_(
         buffersize = 4 * ex.size * chunksize
     chunksize = min(chunksize, buffersize)
     in_flight = max(1, buffersize // chunksize)
+    fn = ex._task_fn(fn)
     if chunksize > 1 and len(iterables) == 1:
-        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items).run()
+        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items)
     inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
     if chunksize == 1:
-        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None).run()
-    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk).run()
+        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None)
+    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk)
+
+
+def _check_map_timeout(timeout: object) -> float | None:
+    """As in ``concurrent.futures``: any number of seconds, 0 or less meaning
+    "only what is already done"."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    return float(timeout)
 
 
 def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[T], BaseException | None]:
@@ -126,7 +152,16 @@ class _MapRun:
                 if ex._state:
                     raise ex._closed_error()
                 if self.runner is None:
-                    ex._dispatch(fut, self.fn, item, {}, None)
+                    try:
+                        if ex._copy_context:
+                            ex._dispatch(fut, copy_context().run, (self.fn, *item), {}, None)
+                        else:
+                            ex._dispatch(fut, self.fn, item, {}, None)
+                    except SerializationError as exc:
+                        # an input that cannot travel fails at its position, like a task error
+                        err = SerializationError(f"map input item {self.position}: {exc}")
+                        err.__cause__ = exc.__cause__
+                        fut.try_set_exception(err)
                 else:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
             self.position += len(item) if self.runner is not None else 1
@@ -154,12 +189,13 @@ class _MapRun:
         chunked = self.runner is not None
         try:
             while pending:
+                # a one-item list, emptied by the yield: the generator keeps no
+                # reference to a result the caller has dropped
                 if queue is None:
-                    fut = pending[0]
                     try:
-                        result = fut.result(self._remaining())
+                        out = [pending[0].result(self._remaining())]
                     except TimeoutError:
-                        if fut.done():
+                        if pending[0].done():
                             raise
                         raise TimeoutError("map() did not finish within its timeout") from None
                     pending.popleft()
@@ -168,15 +204,17 @@ class _MapRun:
                     if fut is None:
                         raise TimeoutError("map() did not finish within its timeout")
                     pending.remove(fut)
-                    result = fut.result()
+                    out = [fut.result()]
+                    del fut
                 self._fill(self.in_flight)
                 if chunked:
-                    results, exc = result
+                    results, exc = out.pop()
                     yield results
+                    del results
                     if exc is not None:
                         raise exc
                 else:
-                    yield result
+                    yield out.pop()
         finally:
             for fut in pending:
                 fut.cancel()

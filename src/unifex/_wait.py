@@ -137,8 +137,8 @@ class ThreadContext:
 
     def sleep(self, seconds: float) -> None:
         bounded, is_deadline = clamp(seconds)
-        if bounded is not None and bounded > 0:
-            time.sleep(bounded)
+        if bounded is not None:
+            time.sleep(max(bounded, 0.0))  # sleep(0) too: it yields the GIL, as time.sleep(0) does
         if is_deadline:
             raise deadline_passed()
 
@@ -165,8 +165,18 @@ def now() -> float:
 
 
 def push_context(ctx: WaitContext) -> None:
-    """Make ``ctx`` the wait context of the calling thread until removed."""
-    _local.contexts = (*_local.contexts, ctx)
+    """Make ``ctx`` the wait context of the calling thread until removed.
+
+    A context whose ``drives_below`` is true (the ``greenlet`` scheduler, which
+    blocks through the context under it and hands it the waits of that
+    context's own greenlets) stays on top: a context pushed after it goes
+    under it, so both schedulers of the thread run whichever came first.
+    """
+    contexts = _local.contexts
+    i = len(contexts)
+    while i and getattr(contexts[i - 1], "drives_below", False) and not getattr(ctx, "drives_below", False):
+        i -= 1
+    _local.contexts = (*contexts[:i], ctx, *contexts[i:])
 
 
 def remove_context(ctx: WaitContext) -> None:
@@ -182,7 +192,7 @@ def remove_context(ctx: WaitContext) -> None:
 def sleep(seconds: float) -> None:
     """Sleep the way the current task's model wants: ``gevent.sleep`` in a
     gevent context, a yield to the scheduler under ``greenlet``, else
-    ``time.sleep``. In a thread task past its deadline, raise
+    ``time.sleep`` (``sleep(0)`` yields the GIL to other threads). In a thread task past its deadline, raise
     :class:`~unifex.TaskTimeoutError`."""
     if seconds < 0:
         raise ValueError(f"sleep length must be non-negative, not {seconds!r}")

@@ -126,6 +126,16 @@ def test_missing_distributed_names_the_extra() -> None:
     assert out.strip().endswith("False")
 
 
+def test_the_backend_never_imports_the_test_kit() -> None:
+    code = (
+        "import sys, unifex\n"
+        "from unifex.backends.dask import DaskExecutor, client, worker, scheduler, helpers, cluster\n"
+        "print(sorted(m for m in sys.modules if m.startswith('unifex.testing')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     ("options", "error"),
     [

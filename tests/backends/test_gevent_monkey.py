@@ -121,7 +121,6 @@ def test_crawler_under_monkey_patching_fetches_concurrently(http_server: Countin
     assert http_server.served == n
     # patched sockets yield to the hub: the requests overlap
     assert http_server.most >= n // 2, f"at most {http_server.most} requests at once"
-    assert result["elapsed"] < n * DELAY / 4, f"{result['elapsed']:.2f} s for {n} requests of {DELAY} s"
 
 
 @pytest.mark.timeout(60)
@@ -161,9 +160,14 @@ WAITS = """
     real_start = monkey.get_original("_thread", "start_new_thread")
     real_lock = monkey.get_original("_thread", "allocate_lock")
     with unifex.executor("gevent", size=4) as ex:
-        t0 = time.monotonic()
-        list(ex.map(time.sleep, [0.2] * 4))  # patched time.sleep yields
-        out["four_sleeps"] = time.monotonic() - t0
+        def timed_sleep(seconds):
+            start = time.monotonic()
+            time.sleep(seconds)  # patched: yields to the hub
+            return start, time.monotonic()
+
+        spans = list(ex.map(timed_sleep, [0.2] * 4))
+        # every sleep began before any ended: they overlapped
+        out["sleeps_overlap"] = max(s for s, _ in spans) < min(e for _, e in spans)
 
         event = ex.Event()
         inner = ex.submit(tasks.wait_event_then, event, "inner", 10)
@@ -192,7 +196,8 @@ WAITS = """
             finally:
                 done.release()
         real_start(other, ())
-        unifex.sleep(0.3)
+        unifex.sleep(0.3)  # runs the hub past the task's 0.1 s sleep: the future settles
+        out["other_thread_done"] = done.acquire(True, 30)
         out["other_thread"] = got
     out["context_after_close"] = repr(_wait.current())
     print(json.dumps(out))
@@ -205,10 +210,11 @@ def test_waits_and_helpers_under_monkey_patching(order: str) -> None:
     """Imported after patching, thread-locals are greenlet-locals: each worker
     pushes the wait context for itself. Imported before, they stay per thread."""
     out = run_patched(WAITS, order)
-    assert out["four_sleeps"] < 0.6
+    assert out["sleeps_overlap"] is True
     assert out["outer_waits"] is True
     assert out["outer"] == "inner"
     assert out["queue"] == [0, 1, 2]
     assert out["timeout"] == "TaskTimeoutError"
+    assert out["other_thread_done"] is True
     assert out["other_thread"] == ["x"]
     assert out["context_after_close"] == "<unifex thread wait context>"

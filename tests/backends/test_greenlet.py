@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex.backends.greenlet import GreenletExecutor, _TaskGreenlet
+from unifex.backends.greenlet import GreenletExecutor
+from unifex.backends.greenlet.loop import _TaskGreenlet
 from unifex.testing import tasks
 
 pytestmark = pytest.mark.timeout(60)
@@ -576,3 +577,107 @@ def test_a_greenlet_executor_made_after_a_gevent_one_lets_both_run() -> None:
         nested = lex.submit(lambda: gex.submit(tasks.sleep_return, 0.02, "inner").result(timeout=10))
         assert nested.result(timeout=10) == "inner"
         assert time.monotonic() - start < 5
+
+
+# -- a gevent executor in the same thread -------------------------------------------------
+
+
+def in_own_thread(fn: Callable[[], Any], limit: float = 30.0) -> Any:
+    """Run ``fn`` in a fresh thread (its own gevent hub) and fail instead of
+    hanging when it does not finish within ``limit`` seconds."""
+    out: list[Any] = []
+
+    def body() -> None:
+        import gevent
+
+        try:
+            out.append(("ok", fn()))
+        except BaseException as exc:  # reported in the test thread below
+            out.append(("error", exc))
+        finally:
+            gevent.get_hub().destroy(destroy_loop=True)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"hung for {limit} s"
+    status, value = out[0]
+    if status == "error":
+        raise value
+    return value
+
+
+def both_ways(gex: Any, lex: Any) -> set[Any]:
+    """Waits from the caller, from a greenlet task on a gevent future, from a
+    gevent task on a greenlet future, and on helpers across the two."""
+    a = gex.submit(tasks.sleep_return, 0.01, "gevent")
+    b = lex.submit(tasks.sleep_return, 0.01, "greenlet")
+    done, not_done = unifex.wait([a, b], timeout=10)
+    assert not not_done
+    results = {f.result() for f in done}
+    into_gevent = lex.submit(lambda: gex.submit(tasks.sleep_return, 0.01, "gevent in greenlet").result(timeout=10))
+    into_greenlet = gex.submit(lambda: lex.submit(tasks.sleep_return, 0.01, "greenlet in gevent").result(timeout=10))
+    results |= {into_gevent.result(timeout=10), into_greenlet.result(timeout=10)}
+    ev = lex.Event()
+    waiter = gex.submit(tasks.wait_event_then, ev, "event", 10)
+    lex.submit(tasks.set_event, ev).result(timeout=10)
+    results.add(waiter.result(timeout=10))
+    return results
+
+
+EXPECTED = {"gevent", "greenlet", "gevent in greenlet", "greenlet in gevent", "event"}
+
+
+def test_a_greenlet_executor_made_before_a_gevent_one_lets_both_run() -> None:
+    def run() -> set[Any]:
+        with make(size=2) as lex, unifex.executor("gevent", size=2) as gex:
+            return both_ways(gex, lex)
+
+    assert in_own_thread(run) == EXPECTED
+
+
+def test_a_greenlet_executor_made_after_a_gevent_one_lets_both_run_every_way() -> None:
+    def run() -> set[Any]:
+        with unifex.executor("gevent", size=2) as gex, make(size=2) as lex:
+            return both_ways(gex, lex)
+
+    assert in_own_thread(run) == EXPECTED
+
+
+def test_a_greenlet_executor_closed_before_the_gevent_one_and_after() -> None:
+    def run() -> list[Any]:
+        gex = unifex.executor("gevent", size=2)
+        lex = make(size=2)
+        first = [lex.submit(tasks.sleep_return, 0, 1).result(timeout=10), gex.submit(tasks.sleep_return, 0, 2).result(timeout=10)]
+        lex.close()
+        first.append(gex.submit(tasks.sleep_return, 0.01, 3).result(timeout=10))
+        gex.close()
+        lex2 = make(size=2)
+        gex2 = unifex.executor("gevent", size=2)
+        gex2.close()
+        first.append(lex2.submit(tasks.sleep_return, 0.01, 4).result(timeout=10))
+        lex2.close()
+        return first
+
+    assert in_own_thread(run) == [1, 2, 3, 4]
+
+
+def test_a_greenlet_executor_made_inside_a_gevent_task_runs_its_tasks() -> None:
+    def inside() -> list[Any]:
+        log: list[Any] = []
+        with make(size=3) as lex:
+            futs = [lex.submit(stepper, log, name, 2) for name in "ab"]
+            assert [f.result(timeout=10) for f in futs] == ["a", "b"]
+            ev = lex.Event()
+            lex.submit(tasks.set_event, ev)
+            assert ev.wait(10)
+        return log
+
+    def run() -> list[Any]:
+        with unifex.executor("gevent", size=2) as gex:
+            first = gex.submit(inside)
+            second = gex.submit(inside)  # two gevent tasks drive the one scheduler of the thread
+            return [first.result(timeout=10), second.result(timeout=10)]
+
+    fifo = [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert in_own_thread(run) == [fifo, fifo]

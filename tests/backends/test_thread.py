@@ -4,7 +4,6 @@ per-task timeouts that cannot kill a thread but end its unifex waits."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -55,11 +54,10 @@ def test_timed_out_thread_finishes_in_the_background() -> None:
             finished.set()
             return "late"
 
-        t0 = time.monotonic()
         fut = ex.apply_async(uninterruptible, timeout=0.05)
         with pytest.raises(unifex.TaskTimeoutError):
             fut.result(timeout=10)
-        assert time.monotonic() - t0 < 1.4  # failed at the deadline, before the function returned
+        assert not finished.is_set()  # failed at the deadline, before the function returned
         assert finished.wait(10)  # it ran to the end in the background
         with pytest.raises(unifex.TaskTimeoutError):
             fut.result()

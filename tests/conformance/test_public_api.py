@@ -16,6 +16,7 @@ EXPECTED = {
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",

@@ -8,8 +8,8 @@ How the pieces fit::
         v
     _pending: deque  --------------------------------------+
         |  hub thread, while tasks outnumber the workers   |  other threads:
-        |  about to take one: wake a parked worker, else   |  loop.run_callback_threadsafe(
-        |  spawn one if the pool has a free slot           |      _start_workers)
+        |  about to take one: wake a parked worker, else   |  HubBridge.call(_start_workers):
+        |  spawn one if the pool has a free slot           |  a deque + an async watcher
         v                                                  |
     gevent.pool.Pool(size) of worker greenlets  <----------+
         a worker pops tasks until the deque is empty, then parks in the hub
@@ -24,15 +24,16 @@ Design decisions:
   ``wait``, ``as_completed``, ``unifex.sleep``), in the main greenlet as in the
   tasks, switches to the hub instead of blocking the thread. ``notify`` works
   from any OS thread: from the hub's own thread it schedules the wake-up with
-  ``loop.run_callback``; from another thread with
-  ``loop.run_callback_threadsafe``, which also wakes the loop. While a waiter
+  ``loop.run_callback``; from another thread through the hub's
+  :class:`HubBridge` (``run_callback_threadsafe`` is not thread-safe: see
+  there), whose ``async`` watcher also wakes the loop. While a waiter
   without a timeout is parked, it holds a reference on the loop
   (``loop.ref()``), so gevent does not raise ``LoopExit`` while the wake-up can
   still come from another thread. The price: a wait that can never end hangs,
   as it does on threads, instead of gevent's ``LoopExit``.
 * **Other OS threads** may submit, wait on futures (they get the plain thread
   waiter), ``close`` and ``terminate``; the gevent objects themselves are only
-  touched in the hub's thread, reached through ``run_callback_threadsafe``.
+  touched in the hub's thread, reached through the :class:`HubBridge`.
   Work from another thread makes progress only while the owning thread runs
   its hub, i.e. while it is inside a gevent or unifex wait.
 * **Per-task timeout.** A libev timer fires in the hub at the deadline and throws
@@ -67,6 +68,8 @@ Design decisions:
 from __future__ import annotations
 
 import queue as _stdlib_queue
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar, final
@@ -110,6 +113,8 @@ _get_ident: Callable[[], int] = get_original("_thread", "get_ident")
 #: reuses one instead of paying for a new greenlet
 _KEEP_IDLE = 8
 
+_monotonic = time.monotonic
+
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
 
 
@@ -137,7 +142,7 @@ class GeventWaiter:
             if _get_ident() == ctx.thread_ident:
                 ctx.loop.run_callback(self._wake, True)
             else:
-                ctx.loop.run_callback_threadsafe(self._wake, True)
+                ctx.bridge.call(self._wake, True)
 
     def _wake(self, value: bool) -> None:
         # Runs in the hub. Several wake-ups may be scheduled (notify and the
@@ -177,15 +182,63 @@ class GeventWaiter:
         return self._notified
 
 
+class HubBridge:
+    """The one way other OS threads reach a hub: a deque of calls and a libev
+    ``async`` watcher whose ``send()`` is thread-safe.
+
+    ``loop.run_callback_threadsafe`` is not: it calls ``ev_ref`` on the loop from
+    the foreign thread while the hub's thread runs libev without the GIL, and
+    under load the loop's reference count is corrupted (``LoopExit: This
+    operation would block forever``, hub ``ref=-1``). The watcher is made in the
+    hub's thread, one per hub, and holds no reference on the loop (a parked
+    waiter without a timeout holds one while it may be woken from elsewhere).
+    """
+
+    __slots__ = ("__weakref__", "_calls", "_watcher")
+
+    def __init__(self, loop: Any) -> None:
+        self._calls: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        watcher = loop.async_()
+        watcher.ref = False
+        watcher.start(self._drain)
+        self._watcher = watcher
+
+    def call(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` in the hub's thread soon; callable from any thread."""
+        self._calls.append((fn, args))  # deque.append is atomic under the GIL
+        self._watcher.send()
+
+    def _drain(self) -> None:
+        calls = self._calls
+        while True:
+            try:
+                fn, args = calls.popleft()
+            except IndexError:
+                return
+            fn(*args)
+
+
+_bridges: weakref.WeakKeyDictionary[Any, HubBridge] = weakref.WeakKeyDictionary()  # hub -> its bridge
+
+
+def _bridge_for(hub: Any) -> HubBridge:
+    """The bridge of ``hub``; called in the hub's thread, which makes it."""
+    bridge = _bridges.get(hub)
+    if bridge is None:
+        bridge = _bridges[hub] = HubBridge(hub.loop)
+    return bridge
+
+
 class GeventWaitContext:
     """Waiting in a thread that runs a gevent hub: yield to the hub."""
 
-    __slots__ = ("hub", "loop", "thread_ident")
+    __slots__ = ("bridge", "hub", "loop", "thread_ident")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
         self.loop = hub.loop
         self.thread_ident = _get_ident()
+        self.bridge = _bridge_for(hub)
 
     def waiter(self, source: object) -> GeventWaiter:
         return GeventWaiter(self)
@@ -242,7 +295,7 @@ class GeventExecutor(BaseExecutor):
         pending = self._pending
         pending.append((fut, fn, args, kwargs, timeout))
         if _get_ident() != self._ident:
-            self._loop.run_callback_threadsafe(self._start_workers)
+            self._ctx.bridge.call(self._start_workers)
         elif len(pending) > self._unclaimed:
             idle = self._idle
             if idle:
@@ -326,6 +379,7 @@ class GeventExecutor(BaseExecutor):
         self, me: Any, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
     ) -> None:
         expiry: list[BaseException] = []  # the exception thrown in, once the timer fired
+        deadline = _monotonic() + timeout
         timer = self._loop.timer(timeout)
         timer.start(self._expire, me, fut, expiry, timeout)
         try:
@@ -336,7 +390,14 @@ class GeventExecutor(BaseExecutor):
             else:
                 fut.try_set_exception(exc)
         else:
-            fut.try_set_result(result)
+            if _monotonic() >= deadline:
+                # It computed past its deadline without yielding, so the timer could not
+                # fire in time: the task has timed out all the same, as on threads.
+                fut.try_set_exception(
+                    TaskTimeoutError(f"{describe_call(fn, args, kwargs)} ran past its timeout of {timeout} s without yielding to the hub")
+                )
+            else:
+                fut.try_set_result(result)
         finally:
             timer.close()
 
@@ -407,7 +468,7 @@ class GeventExecutor(BaseExecutor):
             self._begin_close()
         else:
             me = None
-            self._loop.run_callback_threadsafe(self._begin_close)
+            self._ctx.bridge.call(self._begin_close)
         if wait:
             self._wait_drained(me)
         self._retire_context()
@@ -434,7 +495,7 @@ class GeventExecutor(BaseExecutor):
             self._kill_workers(block=getcurrent() is not self._hub)
             self._retire_context()
         else:
-            self._loop.run_callback_threadsafe(self._kill_workers, False)
+            self._ctx.bridge.call(self._kill_workers, False)
 
     def _kill_workers(self, block: bool) -> None:
         self._begin_close()

@@ -17,6 +17,7 @@ No :mod:`concurrent.futures` executor inside.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
@@ -42,12 +43,14 @@ class ElasticPoolExecutor(BaseExecutor):
             raise ValueError(f"idle_timeout must be a positive number of seconds or None (never shrink), not {idle_timeout!r}")
         super().__init__(size)
         self.idle_timeout = idle_timeout
-        self._cond = threading.Condition(threading.Lock())
-        self._tasks: deque[Any] = deque()
-        self._workers: dict[threading.Thread, list[Future[Any] | None]] = {}
-        self._idle = 0  # workers waiting on the condition
+        # what the workers share; they hold no reference to the executor, so one
+        # dropped without close() is collected and its workers stop
+        self._s = s = _PoolState(idle_timeout)
+        self._cond = s.cond
+        self._tasks = s.tasks
+        self._workers = s.workers
         self._created = 0
-        self._stopping = False
+        weakref.finalize(self, _stop_workers, s).atexit = False
 
     @property
     def workers(self) -> int:
@@ -58,12 +61,12 @@ class ElasticPoolExecutor(BaseExecutor):
     @property
     def idle_workers(self) -> int:
         with self._cond:
-            return self._idle
+            return self._s.idle
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         with self._cond:
             self._tasks.append((fut, fn, args, kwargs, timeout))
-            if len(self._tasks) > self._idle and len(self._workers) < self.size:
+            if len(self._tasks) > self._s.idle and len(self._workers) < self.size:
                 self._start_worker()
             else:
                 self._cond.notify()
@@ -71,46 +74,14 @@ class ElasticPoolExecutor(BaseExecutor):
     def _start_worker(self) -> None:
         slot: list[Future[Any] | None] = [None]
         self._created += 1
-        thread = threading.Thread(target=self._work, args=(slot,), name=f"unifex-pool-{self._created}", daemon=True)
+        thread = threading.Thread(target=_work, args=(self._s, slot, weakref.ref(self)), name=f"unifex-pool-{self._created}", daemon=True)
         self._workers[thread] = slot
         thread.start()
 
-    def _work(self, slot: list[Future[Any] | None]) -> None:
-        cond = self._cond
-        tasks = self._tasks
-        me = threading.current_thread()
-        cond.acquire()
-        try:
-            while True:
-                if not tasks:
-                    self._idle += 1
-                    try:
-                        woken = cond.wait(self.idle_timeout)
-                    finally:
-                        self._idle -= 1
-                    if not woken and not tasks:
-                        return  # idle too long: shrink
-                    continue
-                item = tasks.popleft()
-                if item is _STOP:
-                    return
-                slot[0] = item[0]
-                cond.release()
-                try:
-                    run_task(item, self._timer if item[4] is not None else None)
-                finally:
-                    del item
-                    slot[0] = None
-                    cond.acquire()
-        finally:
-            del self._workers[me]
-            cond.notify_all()  # close(wait=True) waits for the last worker on this condition
-            cond.release()
-
     def _shutdown(self, wait: bool) -> None:
         with self._cond:
-            if not self._stopping:
-                self._stopping = True
+            if not self._s.stopping:
+                self._s.stopping = True
                 self._tasks.extend([_STOP] * len(self._workers))
                 self._cond.notify_all()
             if wait:
@@ -120,14 +91,80 @@ class ElasticPoolExecutor(BaseExecutor):
         if wait:
             self._stop_timer()
 
+    def _cancel_queued(self) -> None:
+        with self._cond:
+            queued = [item[0] for item in self._tasks if item is not _STOP]
+        for fut in queued:
+            fut.cancel()
+
     def _terminate(self) -> None:
         with self._cond:
             dropped = [item[0] for item in self._tasks if item is not _STOP]
             self._tasks.clear()
             running = [slot[0] for slot in self._workers.values()]
-            self._stopping = True
+            self._s.stopping = True
             self._tasks.extend([_STOP] * len(self._workers))
             self._cond.notify_all()
         fail_unfinished(dropped)
         fail_unfinished([f for f in running if f is not None])
         self._stop_timer()
+
+
+class _PoolState:
+    """The task deque, the condition and the worker table, shared by the
+    executor and its workers."""
+
+    __slots__ = ("cond", "idle", "idle_timeout", "stopping", "tasks", "workers")
+
+    def __init__(self, idle_timeout: float | None) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.tasks: deque[Any] = deque()
+        self.workers: dict[threading.Thread, list[Future[Any] | None]] = {}
+        self.idle = 0  # workers waiting on the condition
+        self.idle_timeout = idle_timeout
+        self.stopping = False
+
+
+def _work(s: _PoolState, slot: list[Future[Any] | None], wex: weakref.ref[ElasticPoolExecutor]) -> None:
+    cond = s.cond
+    tasks = s.tasks
+    me = threading.current_thread()
+    cond.acquire()
+    try:
+        while True:
+            if not tasks:
+                s.idle += 1
+                try:
+                    woken = cond.wait(s.idle_timeout)
+                finally:
+                    s.idle -= 1
+                if not woken and not tasks:
+                    return  # idle too long: shrink
+                continue
+            item = tasks.popleft()
+            if item is _STOP:
+                return
+            slot[0] = item[0]
+            cond.release()
+            try:
+                if item[4] is None:
+                    run_task(item, None)
+                else:
+                    ex = wex()  # alive: the task's future refers to it
+                    run_task(item, ex._timer if ex is not None else None)
+                    del ex
+            finally:
+                del item
+                slot[0] = None
+                cond.acquire()
+    finally:
+        del s.workers[me]
+        cond.notify_all()  # close(wait=True) waits for the last worker on this condition
+        cond.release()
+
+
+def _stop_workers(s: _PoolState) -> None:
+    with s.cond:
+        s.stopping = True
+        s.tasks.extend([_STOP] * len(s.workers))
+        s.cond.notify_all()

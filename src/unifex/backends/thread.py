@@ -10,6 +10,7 @@ finishes the function in the background.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any, ClassVar, final
@@ -37,39 +38,31 @@ class ThreadExecutor(BaseExecutor):
         self._threads: list[threading.Thread] = []
         self._slots: list[list[Future[Any] | None]] = []
         # idle tokens: one per thread waiting for work that no submit has claimed yet
-        self._idle = 0
-        self._idle_lock = threading.Lock()
+        self._idle = _Idle()
+        self._idle_lock = self._idle.lock
         self._sentinels_sent = False
+        # the threads hold no reference to the executor: dropped without close(),
+        # it is collected once its queued tasks are done, and its threads end
+        weakref.finalize(self, _stop_threads, self._queue, self._threads).atexit = False
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         self._queue.put((fut, fn, args, kwargs, timeout))
+        idle = self._idle
         with self._idle_lock:
-            if self._idle:
-                self._idle -= 1
+            if idle.count:
+                idle.count -= 1
                 return
         if len(self._threads) < self.size:
             self._spawn()
 
     def _spawn(self) -> None:
         slot: list[Future[Any] | None] = [None]
-        thread = threading.Thread(target=self._work, args=(slot,), name=f"{self._prefix}-{len(self._threads)}", daemon=True)
+        thread = threading.Thread(
+            target=_work, args=(self._queue, self._idle, slot, weakref.ref(self)), name=f"{self._prefix}-{len(self._threads)}", daemon=True
+        )
         self._threads.append(thread)
         self._slots.append(slot)
         thread.start()
-
-    def _work(self, slot: list[Future[Any] | None]) -> None:
-        get = self._queue.get
-        idle_lock = self._idle_lock
-        while True:
-            item = get()
-            if item is None:
-                return
-            slot[0] = item[0]
-            run_task(item, self._timer if item[4] is not None else None)
-            slot[0] = None
-            del item
-            with idle_lock:
-                self._idle += 1
 
     def _shutdown(self, wait: bool) -> None:
         with self._state_lock:
@@ -85,6 +78,15 @@ class ThreadExecutor(BaseExecutor):
                     thread.join()
             self._stop_timer()
 
+    def _cancel_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+
     def _terminate(self) -> None:
         cancelled: list[Future[Any]] = []
         while True:
@@ -99,3 +101,38 @@ class ThreadExecutor(BaseExecutor):
         for _ in self._threads:
             self._queue.put(None)
         self._stop_timer()
+
+
+class _Idle:
+    """The idle count the threads share with the executor."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+
+def _work(queue: SimpleQueue[_Item | None], idle: _Idle, slot: list[Future[Any] | None], wex: weakref.ref[ThreadExecutor]) -> None:
+    get = queue.get
+    idle_lock = idle.lock
+    while True:
+        item = get()
+        if item is None:
+            return
+        slot[0] = item[0]
+        if item[4] is None:
+            run_task(item, None)
+        else:
+            ex = wex()  # alive: the queued future refers to it
+            run_task(item, ex._timer if ex is not None else None)
+            del ex
+        slot[0] = None
+        del item
+        with idle_lock:
+            idle.count += 1
+
+
+def _stop_threads(queue: SimpleQueue[_Item | None], threads: list[threading.Thread]) -> None:
+    for _ in threads:
+        queue.put(None)

@@ -11,6 +11,12 @@ Its factory may declare:
   when the kind should be tested under several option sets (``process``: one
   per start method).
 
+The built-in kinds list their option sets in :data:`TEST_CONFIGURATIONS`
+instead (the product never imports :mod:`unifex.testing`; the ``dask`` kind's
+shared cluster is test infrastructure the product must not carry); a
+third-party kind may add its own with :func:`register_configurations`. They
+take precedence over the factory's.
+
 Capabilities:
 
 ``concurrent``
@@ -34,13 +40,23 @@ Capabilities:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from .._registry import backends, get_factory
 
-__all__ = ["CAPABILITIES", "KindConfig", "configurations", "wait_until"]
+__all__ = [
+    "CAPABILITIES",
+    "TEST_CONFIGURATIONS",
+    "KindConfig",
+    "configurations",
+    "explore",
+    "register_configurations",
+    "replay",
+    "wait_until",
+]
 
 CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
 
@@ -58,6 +74,45 @@ class KindConfig:
         return set(names) <= self.capabilities
 
 
+Variants = list[tuple[str, dict[str, Any]]]
+
+
+def _greenlet_configurations() -> Variants:
+    # FIFO and a shuffled order must both honour the contract. Not the
+    # virtual clock: the suite rightly checks that real sleeps take real time.
+    return [("greenlet", {}), ("greenlet-seed", {"seed": 20240601})]
+
+
+def _process_configurations() -> Variants:
+    # every start method this platform has: each starts workers its own way
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
+
+
+def _dask_configurations() -> Variants:
+    from . import dask_cluster
+
+    return dask_cluster.configurations()
+
+
+#: kind -> a function returning ``[(id, options), ...]``: the option sets the
+#: conformance suite tests that kind under (one entry per kind, so a kind is
+#: found in one place). Kinds without an entry use their factory's
+#: ``test_configurations()``, else one configuration with no options.
+TEST_CONFIGURATIONS: dict[str, Callable[[], Variants]] = {
+    "greenlet": _greenlet_configurations,
+    "dask": _dask_configurations,
+    "process": _process_configurations,
+}
+
+
+def register_configurations(kind: str, variants: Callable[[], Variants]) -> None:
+    """List the option sets ``kind`` is tested under (see :data:`TEST_CONFIGURATIONS`)."""
+    TEST_CONFIGURATIONS[kind] = variants
+
+
 def configurations(kinds: str | None = None) -> list[KindConfig]:
     """Every usable registered kind's test configurations.
 
@@ -72,8 +127,8 @@ def configurations(kinds: str | None = None) -> list[KindConfig]:
             continue
         factory = get_factory(kind)
         caps = frozenset(getattr(factory, "capabilities", frozenset()))
-        configs = getattr(factory, "test_configurations", None)
-        variants: list[tuple[str, dict[str, Any]]] = list(configs()) if callable(configs) else [(kind, {})]
+        configs = TEST_CONFIGURATIONS.get(kind) or getattr(factory, "test_configurations", None)
+        variants: Variants = list(configs()) if callable(configs) else [(kind, {})]
         for config_id, options in variants:
             result.append(KindConfig(config_id, kind, dict(options), caps))
     return result
@@ -92,3 +147,14 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.005) -
             return False
         unifex.sleep(interval)
     return True
+
+
+try:  # schedule exploration runs on the greenlet kind
+    from .explore import explore, replay
+except ImportError as _missing:  # pragma: no cover - greenlet not installed
+    _reason = str(_missing)
+
+    def explore(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        raise ImportError(f"unifex.testing.explore needs the greenlet package ({_reason}); install it with: pip install 'unifex[gevent]'")
+
+    replay = explore  # type: ignore[assignment]

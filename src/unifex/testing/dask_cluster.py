@@ -26,7 +26,7 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["address", "stop"]
+__all__ = ["address", "configurations", "stop"]
 
 #: worker processes x threads of the shared cluster: enough slots for the suite's
 #: largest ``size`` that needs tasks running at once
@@ -85,23 +85,18 @@ def stop() -> None:
         proc.stdout.close()
 
 
+def configurations() -> list[tuple[str, dict[str, Any]]]:
+    """The ``dask`` kind's test configurations: join the shared cluster, or an
+    embedded cluster per executor with ``UNIFEX_DASK_EMBEDDED=1``."""
+    if os.environ.get("UNIFEX_DASK_EMBEDDED") == "1":
+        return [("dask-embedded", {})]
+    return [("dask", {"address": address()})]
+
+
 def _serve(workers: int, threads: int) -> None:
-    import dask
-    import distributed
+    from unifex.backends.dask.cluster import local_cluster
 
-    from unifex.backends.dask import EMBEDDED_SCHEDULER_CONFIG, _ReportingNanny
-
-    cluster_class: Any = distributed.LocalCluster
-
-    with dask.config.set(EMBEDDED_SCHEDULER_CONFIG), cluster_class(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-        scheduler_kwargs={"dashboard": False},
-        worker_class=_ReportingNanny,
-    ) as cluster:
+    with local_cluster(workers, threads, True, silence_logs=logging.ERROR) as cluster:
         print(cluster.scheduler_address, flush=True)
         sys.stdin.read()  # until the test session closes our stdin
 

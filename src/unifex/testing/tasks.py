@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -244,3 +245,24 @@ def condition_arrive(cond: Any, state: MutableMapping[str, Any], timeout: float 
                 return False
             cond.wait(remaining)
         return True
+
+
+def spin(seconds: float, value: Any = None) -> Any:
+    """Compute (never yield, never sleep) for ``seconds`` of wall time, then return ``value``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return value
+
+
+def arrive_then_sleep_until_all(lock: Any, shared: MutableMapping[str, int], n: int, step: float = 0.05) -> int:
+    """Count this task in, then ``unifex.sleep(step)`` until ``n`` tasks have
+    (at most about 60 s); return how many had. Sleeping tasks that cannot
+    overlap never see all ``n``."""
+    with lock:
+        shared["n"] = shared.get("n", 0) + 1
+    for _ in range(int(60 / step)):
+        if shared["n"] >= n:
+            break
+        unifex.sleep(step)
+    return shared["n"]

@@ -1,4 +1,4 @@
-"""The ``process`` kind: tasks run in worker processes the executor owns, one
+"""The parent side of the ``process`` kind (the executor and its dispatcher thread): tasks run in worker processes the executor owns, one
 task per worker at a time, so a crash, a timeout or ``terminate()`` is blamed on
 and confined to exactly one task.
 
@@ -73,337 +73,54 @@ Decisions, and why:
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import logging
 import math
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import select
 import signal
-import sys
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable
-from itertools import starmap
 from typing import Any, ClassVar, final
 
-from .._base import BaseExecutor, describe_call, fail_unfinished, run_chunk, run_items, terminated_error
-from .._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
-from .._future import Future
-from . import _process_shared as shared
+from ..._base import TERMINATED, BaseExecutor, describe_call, terminated_error
+from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
+from ..._future import Future
+from ..._remote import RemoteTraceback, call_parts, describe_exception, exit_text, map_parts, unpicklable, which_part
+from . import helpers as shared
+from .callbacks import CallbackRunner, hold
+from .wire import (
+    _CALL,
+    _INIT_FAILED,
+    _LOST,
+    _OK,
+    _RAISED,
+    _dumps_chunk,
+    _dumps_task,
+    _loads,
+    _widen_pipe,
+)
+from .worker import _worker_main
 
-__all__ = ["KILL_GRACE", "ProcessExecutor", "RemoteTraceback"]
+__all__ = ["KILL_GRACE", "ProcessExecutor"]
 
 logger = logging.getLogger("unifex")
 
 #: seconds between SIGTERM and SIGKILL when a worker is stopped
 KILL_GRACE = 0.25
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-_dumps = pickle.dumps
-_loads = pickle.loads
+_DESTINATION = "a worker process"
+#: how often a timeout looks again whether a task its worker got has started
+_START_POLL = 0.02
+#: a task that has not started this long after its timeout (a worker stuck
+#: unpickling it, say) times out anyway
+_START_GRACE = 60.0
+
 _monotonic = time.monotonic
-
-# task messages (parent -> worker); an empty message asks the worker to exit
-_BLOCK = 64  # map items per progress mark (see _worker_main)
-_CALL, _CHUNK, _CHUNK1 = 0, 1, 2  # _CHUNK1: a chunk of single arguments, sent flat
-# replies (worker -> parent)
-_OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
-
-
-class RemoteTraceback(Exception):
-    """The traceback text of an exception raised in a worker process; attached
-    as ``__cause__`` of the exception the future raises."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return "\n\n" + self.text.rstrip() + "\n(raised in a worker process)"
-
-
-# -- serialization (both sides) ------------------------------------------------------
-
-
-def _cloudpickle_dumps(obj: object) -> bytes:
-    import cloudpickle
-
-    return cloudpickle.dumps(obj, protocol=_PROTOCOL)  # type: ignore[no-any-return]
-
-
-def _short(obj: object, limit: int = 60) -> str:
-    try:
-        text = repr(obj)
-    except Exception:
-        text = f"<{type(obj).__name__} object>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _which_part(fn: Any, parts: list[tuple[str, object]], error: BaseException) -> SerializationError:
-    """Pickle each part alone to say which one cannot cross to a worker."""
-    for label, value in [("the function", fn), *parts]:
-        try:
-            _cloudpickle_dumps(value)
-        except Exception as exc:
-            return SerializationError(
-                f"cannot send the task to a worker process: {label} {_short(value)} could not be pickled "
-                f"({type(exc).__name__}: {exc}). Pass picklable values; for shared state use the executor's "
-                "helpers (ex.Lock(), ex.Queue(), ex.dict(), ...)"
-            )
-    return SerializationError(f"cannot send the task to a worker process: pickling failed ({type(error).__name__}: {error})")
-
-
-def _dumps_task(message: tuple[Any, ...], fn: Any) -> bytes:
-    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``)."""
-    if getattr(fn, "__module__", None) != "__main__":
-        try:
-            return _dumps(message, _PROTOCOL)
-        except Exception:
-            pass
-    return _cloudpickle_dumps(message)
-
-
-_F_SETPIPE_SZ = 1031  # Linux fcntl: set a pipe's capacity
-_PIPE_SIZE = 1 << 20
-
-
-def _widen_pipe(fd: int) -> None:
-    """Give a worker pipe 1 MiB (Linux; 64 KiB by default) so a map batch or its
-    results usually go through in one write and one read: the sender does not
-    block half-way and the dispatcher does not wait on one worker's write while
-    others have replies ready. Elsewhere, or above the system's limit, keep the default."""
-    if sys.platform.startswith("linux"):
-        try:
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass
-
-
-def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None) -> bytes:
-    """A map chunk; a chunk of one iterable travels as a flat list (a third
-    smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
-    already holds the items themselves (``run_items``). Items from
-    ``exact_from`` on are run with their exact position recorded (slower); the
-    ones before it in blocks of ``_BLOCK``, recording only where each block starts."""
-    exact = len(chunk) if exact_from is None else exact_from
-    if flat:
-        return _dumps_task((_CHUNK1, fn, chunk, exact), fn)
-    if len(chunk[0]) == 1:
-        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn)
-    return _dumps_task((_CHUNK, fn, chunk, exact), fn)
-
-
-def _traceback_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _describe_exception(exc: BaseException) -> str:
-    try:
-        return f"{type(exc).__qualname__}: {exc}"
-    except Exception:
-        return type(exc).__qualname__
-
-
-def _round_trips(data: bytes) -> bool:
-    try:
-        _loads(data)
-    except Exception:
-        return False
-    return True
-
-
-def _exception_reply(exc: BaseException, code: int = _RAISED) -> bytes:
-    """Pickle an exception with its traceback text; if it cannot make the round
-    trip, send its description so the parent raises SerializationError."""
-    tb = _traceback_text(exc)
-    exc.__traceback__ = None
-    for dump in (_dumps, None):
-        try:
-            data = dump((code, exc, tb), _PROTOCOL) if dump is not None else _cloudpickle_dumps((code, exc, tb))
-        except Exception:
-            continue
-        if _round_trips(data):
-            return data
-    text = f"the task raised {_describe_exception(exc)}, which could not be pickled back to the parent process"
-    return _dumps((_LOST, text, tb), _PROTOCOL)
-
-
-def _result_reply(result: object) -> bytes:
-    try:
-        return _cloudpickle_dumps((_OK, result))
-    except Exception as exc:
-        text = f"the task's result, a {type(result).__qualname__}, could not be pickled back to the parent process ({_describe_exception(exc)})"
-        return _dumps((_LOST, text, None), _PROTOCOL)
-
-
-def _chunk_reply(results: list[Any], error: BaseException | None, tb: str | None) -> bytes:
-    """Slow path of a chunk reply: cut the results at the first one that cannot
-    be pickled, so ``map`` raises SerializationError at that item's position."""
-    lost: str | None = None
-    for i, value in enumerate(results):
-        try:
-            _dumps(value, _PROTOCOL)
-        except Exception:
-            try:
-                _cloudpickle_dumps(value)
-            except Exception as exc:
-                lost = f"the result of map item {i} of this chunk, a {type(value).__qualname__}, could not be pickled back to the parent process ({_describe_exception(exc)})"
-                results, error, tb = results[:i], None, None
-                break
-    if error is not None:
-        try:
-            data = _cloudpickle_dumps(error)
-            if not _round_trips(data):
-                raise pickle.UnpicklingError("the exception does not unpickle")
-        except Exception:
-            lost = f"the task raised {_describe_exception(error)}, which could not be pickled back to the parent process"
-            error = None
-    try:
-        return _cloudpickle_dumps((_CHUNK_DONE, results, error, tb, lost))
-    except Exception as exc:
-        return _dumps((_CHUNK_DONE, [], None, None, f"the chunk's results could not be pickled back ({_describe_exception(exc)})"), _PROTOCOL)
-
-
-# -- the worker process --------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _ask_for_death_signal(parent_pid: int) -> None:
-    """Linux: SIGKILL this process when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _watch_parent(death: multiprocessing.connection.Connection) -> None:
-    try:
-        death.recv_bytes()
-    except BaseException:
-        pass
-    os._exit(1)  # the parent is gone: nobody wants our results
-
-
-def _worker_main(
-    tasks: multiprocessing.connection.Connection,
-    results: multiprocessing.connection.Connection,
-    death: multiprocessing.connection.Connection,
-    close_fds: list[int],
-    parent_pid: int,
-    death_signal: bool,
-    table: Any,
-    slot: int,
-    token: int,
-    init_payload: bytes | None,
-) -> None:
-    """A worker: read a task, run it, send the reply, until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    if death_signal:
-        _ask_for_death_signal(parent_pid)
-    threading.Thread(target=_watch_parent, args=(death,), name="unifex-parent-watch", daemon=True).start()
-    progress = shared.install_worker(token, table) if slot >= 0 else None
-    init_error: bytes | None = None
-    if init_payload is not None:
-        try:
-            initializer, initargs = _loads(init_payload)
-            initializer(*initargs)
-        except BaseException as exc:
-            init_error = _exception_reply(exc, _INIT_FAILED)
-    recv = tasks.recv_bytes
-    send = results.send_bytes
-    while True:
-        try:
-            data = recv()
-        except (EOFError, OSError):
-            return
-        if not data:
-            return
-        if progress is not None:
-            progress[slot] = 0  # the task reached us (-1 until then: a crash now is not its fault)
-        if init_error is not None:
-            # every task given to a worker whose initializer failed fails with that error
-            send(init_error)
-            return
-        try:
-            message = _loads(data)
-        except BaseException as exc:
-            text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
-            send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
-            continue
-        del data
-        if message[0] == _CALL:
-            _, fn, args, kwargs = message
-            del message
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                reply = _exception_reply(exc)
-                del exc
-            else:
-                try:
-                    reply = _dumps((_OK, result), _PROTOCOL)
-                except Exception:
-                    reply = _result_reply(result)
-                del result
-        else:
-            kind, fn, chunk, exact_from = message
-            del message
-            values: list[Any] = []
-            error: BaseException | None = None
-            tb: str | None = None
-            # a crash is blamed on an item through ``progress``; writing it for
-            # every item would cost as much as a tiny task, so items before
-            # ``exact_from`` write it once per block (the parent re-runs a
-            # crashed block with exact positions to find the item)
-            each = map if kind == _CHUNK1 else starmap
-            try:
-                if progress is None:
-                    values.extend(each(fn, chunk))
-                else:
-                    n = len(chunk)
-                    fast_end = min(exact_from, n)
-                    start = 0
-                    while start < fast_end:
-                        progress[slot] = start
-                        end = min(start + _BLOCK, fast_end)
-                        values.extend(each(fn, chunk[start:end]))
-                        start = end
-                    append = values.append
-                    for i in range(fast_end, n):
-                        progress[slot] = i
-                        append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
-            except BaseException as exc:
-                error, tb = exc, _traceback_text(exc)
-                exc.__traceback__ = None
-            try:
-                reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
-            except Exception:
-                reply = _chunk_reply(values, error, tb)
-            del values, chunk, error
-        del fn
-        try:
-            send(reply)
-        except OSError:
-            return
-        del reply
 
 
 # -- the parent ----------------------------------------------------------------------
@@ -449,7 +166,7 @@ class _Task:
     """One task on its way to a worker. ``resumed`` marks the re-run of the
     first items of a crashed chunk: its future is already running."""
 
-    __slots__ = ("chunk", "crash_error", "exact_from", "flat", "fn", "fut", "payload", "requeued", "resumed", "timeout", "what")
+    __slots__ = ("chunk", "crash_error", "exact_from", "flat", "fn", "fut", "payload", "requeued", "resumed", "start", "timeout", "what")
 
     def __init__(self, fut: Future[Any], payload: bytes, fn: Any, what: Any, timeout: float | None, chunk: list[Any] | None = None) -> None:
         self.fut = fut
@@ -459,10 +176,11 @@ class _Task:
         self.timeout = timeout
         self.chunk = chunk
         self.flat = False  # the chunk holds the items themselves, not argument tuples
+        self.start = 0  # the position of the chunk's first item in the whole map
         self.exact_from = len(chunk) if chunk is not None else 0  # items from here on run with exact progress
         self.resumed = False
         self.requeued = 0  # times its worker died before reading it
-        self.crash_error: WorkerCrashedError | None = None
+        self.crash_error: BaseException | None = None  # the chunk's error if it ends without one of its own
 
     def _args(self, index: int) -> tuple[Any, ...]:
         assert self.chunk is not None
@@ -477,7 +195,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("deadline", "dying", "kill_at", "pid", "proc", "result_fd", "results", "retiring", "sent", "sentinel", "slot", "task", "tasks")
+    __slots__ = ("deadline", "dying", "handed", "kill_at", "pid", "proc", "result_fd", "results", "retiring", "sent", "sentinel", "slot", "task", "tasks")
 
     def __init__(self, proc: Any, tasks: multiprocessing.connection.Connection, results: multiprocessing.connection.Connection, slot: int) -> None:
         self.proc = proc
@@ -488,7 +206,8 @@ class _Worker:
         self.sentinel: int = proc.sentinel
         self.slot = slot
         self.task: _Task | None = None
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # when to look at the task's timeout next
+        self.handed = 0.0  # when the task was handed over
         self.sent = 0
         self.retiring = False  # no more tasks: max_tasks_per_worker reached, or closing
         self.dying = False  # killed (timeout, terminate); waiting for its sentinel
@@ -496,15 +215,7 @@ class _Worker:
 
 
 def _how_it_ended(pid: int, exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"worker pid {pid} was killed by {name}"
-    if exitcode is None:
-        return f"worker pid {pid} ended for an unknown reason"
-    return f"worker pid {pid} exited with exit code {exitcode}"
+    return f"worker pid {pid} {exit_text(exitcode)}"
 
 
 @final
@@ -542,7 +253,8 @@ class ProcessExecutor(BaseExecutor):
             try:
                 self._init_payload = _dumps_task((initializer, tuple(initargs)), initializer)
             except Exception as exc:
-                raise _which_part(initializer, [(f"initargs[{i}]", a) for i, a in enumerate(initargs)], exc) from None
+                parts = [("the initializer", initializer)] + [(f"initargs[{i}]", a) for i, a in enumerate(initargs)]
+                raise which_part(_DESTINATION, parts, exc) from None
         self._pid = os.getpid()
         self._queue: deque[_Task] = deque()
         self._thread: threading.Thread | None = None
@@ -560,16 +272,13 @@ class ProcessExecutor(BaseExecutor):
         self._idle: list[_Worker] = []
         self._poller = select.poll()
         self._free_slots: list[int] = []
+        self._slots = 2 * self.size + 2  # progress slots: live workers and the dying ones
+        self._callbacks = CallbackRunner(f"unifex-process-callbacks-{id(self):x}")
         _LIVE.add(self)
 
     @classmethod
     def default_size(cls) -> int:
         return os.cpu_count() or 1
-
-    @classmethod
-    def test_configurations(cls) -> list[tuple[str, dict[str, Any]]]:
-        methods = multiprocessing.get_all_start_methods()
-        return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
 
     def __repr__(self) -> str:
         state = ("running", "closed", "terminated")[self._state]
@@ -583,23 +292,40 @@ class ProcessExecutor(BaseExecutor):
         return max(1, math.ceil(hint / (4 * self.size)))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        if fn is run_chunk or fn is run_items:
-            user_fn, chunk = args
-            flat = fn is run_items
-            try:
-                payload = _dumps_chunk(user_fn, chunk, flat)
-            except Exception as exc:
-                raise _which_part(user_fn, [(f"map input item {i}", item) for i, item in enumerate(chunk)], exc) from None
-            task = _Task(fut, payload, user_fn, None, None, chunk)
-            task.flat = flat
-        else:
-            try:
-                payload = _dumps_task((_CALL, fn, args, kwargs), fn)
-            except Exception as exc:
-                parts: list[tuple[str, object]] = [(f"argument {i}", a) for i, a in enumerate(args)]
-                parts += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-                raise _which_part(fn, parts, exc) from None
-            task = _Task(fut, payload, fn, (args, kwargs), timeout)
+        try:
+            payload = _dumps_task((_CALL, fn, args, kwargs), fn)
+        except Exception as exc:
+            raise which_part(_DESTINATION, call_parts(fn, args, kwargs), exc) from None
+        self._enqueue(_Task(fut, payload, fn, (args, kwargs), timeout))
+
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+        bad: SerializationError | None = None
+        try:
+            payload = _dumps_chunk(fn, batch, flat)
+        except Exception as exc:
+            # an input that will not pickle fails at its position in the map,
+            # after the items before it; a function that will not, at once
+            found = unpicklable([("the function", fn)])
+            if found is not None:
+                raise which_part(_DESTINATION, [("the function", fn)], exc) from None
+            found = unpicklable(map_parts(batch, start))
+            if found is None:
+                raise which_part(_DESTINATION, [], exc) from None
+            index, label, value, error = found
+            bad = which_part(_DESTINATION, [(label, value)], error)
+            if index == 0:
+                if fut.set_running_or_notify_cancel():
+                    fut.try_set_result(([], bad))
+                return
+            batch = batch[:index]
+            payload = _dumps_chunk(fn, batch, flat)
+        task = _Task(fut, payload, fn, None, None, batch)
+        task.flat = flat
+        task.start = start
+        task.crash_error = bad
+        self._enqueue(task)
+
+    def _enqueue(self, task: _Task) -> None:
         self._queue.append(task)
         if self._thread is None:
             self._shared_state()  # the lock-owner table must exist before the first worker
@@ -625,7 +351,7 @@ class ProcessExecutor(BaseExecutor):
             self._cleanup()
             return
         self._wake()
-        if wait and thread is not threading.current_thread():
+        if wait and thread is not threading.current_thread() and not self._callbacks.is_current():
             thread.join()
 
     def _terminate(self) -> None:
@@ -636,7 +362,7 @@ class ProcessExecutor(BaseExecutor):
             self._cleanup()
             return
         self._wake()
-        if thread is not threading.current_thread():
+        if thread is not threading.current_thread() and not self._callbacks.is_current():
             thread.join()
 
     def _cleanup(self) -> None:
@@ -663,10 +389,14 @@ class ProcessExecutor(BaseExecutor):
         try:
             self._loop()
         except BaseException as exc:
-            # never leave a caller waiting: fail everything and stop the workers
+            # never leave a caller waiting: fail everything, stop the workers,
+            # and refuse new work (nobody would run it)
             logger.exception("unifex: the process executor's dispatcher failed; failing its tasks")
+            with self._state_lock:
+                self._state = TERMINATED
             self._kill_everything(exc)
         finally:
+            self._callbacks.stop()
             self._cleanup()
 
     def _loop(self) -> None:
@@ -721,7 +451,19 @@ class ProcessExecutor(BaseExecutor):
         close_fds = [task_w.fileno(), result_r.fileno(), death_w_fd] if self.start_method == "fork" else []
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(task_r, result_w, death, close_fds, os.getpid(), self.start_method != "forkserver", state.table, slot, state.token, self._init_payload),
+            args=(
+                task_r,
+                result_w,
+                death,
+                close_fds,
+                os.getpid(),
+                self.start_method != "forkserver",
+                state.table,
+                slot,
+                slot + self._slots if slot >= 0 else -1,
+                state.token,
+                self._init_payload,
+            ),
             name=f"unifex-process-worker-{self.start_method}",
         )
         try:
@@ -753,7 +495,7 @@ class ProcessExecutor(BaseExecutor):
                 except Exception as exc:
                     if self._live_count() == 0:
                         task = queue.popleft()
-                        task.fut.try_set_exception(WorkerCrashedError(f"could not start a worker process for {task.describe()}: {_describe_exception(exc)}"))
+                        self._set_exception(task.fut, WorkerCrashedError(f"could not start a worker process for {task.describe()}: {describe_exception(exc)}"))
                         continue
                     logger.warning("unifex: could not start another worker process (%s); continuing with fewer", exc)
                     return
@@ -768,7 +510,10 @@ class ProcessExecutor(BaseExecutor):
                 idle.append(worker)
                 continue
             if worker.slot >= 0:
-                self._shared_state().view[worker.slot] = -1
+                view = self._shared_state().view
+                view[worker.slot] = -1
+                if task.timeout is not None:
+                    view[worker.slot + self._slots] = 0  # not started
             try:
                 worker.tasks.send_bytes(task.payload)
             except OSError:
@@ -780,7 +525,9 @@ class ProcessExecutor(BaseExecutor):
             worker.task = task
             worker.sent += 1
             if task.timeout is not None:
-                worker.deadline = _monotonic() + task.timeout
+                # the timeout counts from when the call starts: look then whether it has
+                worker.handed = _monotonic()
+                worker.deadline = worker.handed + task.timeout
             if self.max_tasks_per_worker is not None and worker.sent >= self.max_tasks_per_worker:
                 worker.retiring = True
 
@@ -828,7 +575,7 @@ class ProcessExecutor(BaseExecutor):
                 self._assign()
         try:
             reply = _loads(data)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from a __reduce__ too: it fails this task only
             reply = exc
         if not early:
             if worker.retiring or (isinstance(reply, tuple) and reply[0] == _INIT_FAILED):
@@ -839,39 +586,39 @@ class ProcessExecutor(BaseExecutor):
 
     def _settle(self, task: _Task, reply: Any) -> None:
         fut = task.fut
-        if isinstance(reply, Exception):
+        if isinstance(reply, BaseException):
             exc = reply
             err = SerializationError(
-                f"the reply of {task.describe()} could not be unpickled in the parent process ({_describe_exception(exc)}); "
+                f"the reply of {task.describe()} could not be unpickled in the parent process ({describe_exception(exc)}); "
                 "make its result and exception types importable and constructible from their args"
             )
             err.__cause__ = exc
             if task.chunk is not None:
-                fut.try_set_result(([], err))
+                self._set_result(fut, ([], err))
             else:
-                fut.try_set_exception(err)
+                self._set_exception(fut, err)
             return
         code = reply[0]
         if code == _OK:
-            fut.try_set_result(reply[1])
+            self._set_result(fut, reply[1])
         elif code in (_RAISED, _INIT_FAILED):
             raised: BaseException = reply[1]
             raised.__cause__ = RemoteTraceback(reply[2])
-            fut.try_set_exception(raised)
+            self._set_exception(fut, raised)
         elif code == _LOST:
             err = SerializationError(reply[1])
             if reply[2]:
                 err.__cause__ = RemoteTraceback(reply[2])
-            fut.try_set_exception(err)
+            self._set_exception(fut, err)
         else:
             _, values, error, tb, lost = reply
             if error is not None and tb:
                 error.__cause__ = RemoteTraceback(tb)
             if lost is not None:
-                error = SerializationError(lost)
+                error = SerializationError(lost.replace("{item}", f"map input item {task.start + len(values)}"))
             if error is None and task.crash_error is not None:
                 error = task.crash_error
-            fut.try_set_result((values, error))
+            self._set_result(fut, (values, error))
 
     def _on_exit(self, worker: _Worker) -> None:
         # a reply sent just before the exit (a retiring worker, a task that
@@ -903,7 +650,7 @@ class ProcessExecutor(BaseExecutor):
         elif task is not None and not task.fut.done():
             how = _how_it_ended(worker.pid, exitcode)
             if task.chunk is None:
-                task.fut.try_set_exception(WorkerCrashedError(f"{how} while running {task.describe()}; the executor replaced it", worker.pid, exitcode))
+                self._set_exception(task.fut, WorkerCrashedError(f"{how} while running {task.describe()}; the executor replaced it", worker.pid, exitcode))
             else:
                 self._chunk_crashed(task, worker, how, exitcode, index)
 
@@ -924,7 +671,7 @@ class ProcessExecutor(BaseExecutor):
         item = task._args(index) if task.chunk else ()
         error = WorkerCrashedError(f"{how} while running {describe_call(task.fn, item)}; the executor replaced it", worker.pid, exitcode)
         if index == 0:
-            task.fut.try_set_result(([], error))
+            self._set_result(task.fut, ([], error))
             return
         # the results before the crashed item died with the worker: run them again
         head = task.chunk[:index]
@@ -955,16 +702,19 @@ class ProcessExecutor(BaseExecutor):
         for worker in list(self._workers.values()):
             if worker.deadline is not None and worker.task is not None:
                 if now >= worker.deadline:
+                    worker.deadline = self._timeout_at(worker, worker.task, now)
+                if worker.deadline is not None and now >= worker.deadline:
                     task = worker.task
                     worker.task = None
                     worker.deadline = None
-                    task.fut.try_set_exception(
+                    self._set_exception(
+                        task.fut,
                         TaskTimeoutError(
                             f"{task.describe()} ran past its timeout of {task.timeout} s; its worker (pid {worker.pid}) was killed and is replaced"
-                        )
+                        ),
                     )
                     self._kill(worker, now)
-                elif soonest is None or worker.deadline < soonest:
+                elif worker.deadline is not None and (soonest is None or worker.deadline < soonest):
                     soonest = worker.deadline
             if worker.kill_at is not None:
                 if now >= worker.kill_at:
@@ -973,6 +723,19 @@ class ProcessExecutor(BaseExecutor):
                 elif soonest is None or worker.kill_at < soonest:
                     soonest = worker.kill_at
         return soonest
+
+    def _timeout_at(self, worker: _Worker, task: _Task, now: float) -> float:
+        """When ``task`` times out: its timeout after the worker began the call
+        (the worker wrote when into the shared table); if it has not begun, look
+        again shortly, up to ``_START_GRACE`` seconds past the timeout."""
+        assert task.timeout is not None
+        if worker.slot < 0 or self._shared is None:
+            return worker.handed + task.timeout  # no table slot: count from the hand-off
+        started_ns = self._shared.view[worker.slot + self._slots]
+        if started_ns > 0:
+            return started_ns / 1e9 + task.timeout
+        give_up = worker.handed + task.timeout + _START_GRACE
+        return give_up if now >= give_up else min(now + _START_POLL, give_up)
 
     def _kill(self, worker: _Worker, now: float) -> None:
         worker.dying = True
@@ -1008,14 +771,25 @@ class ProcessExecutor(BaseExecutor):
             if self._shared is not None:  # helpers work until terminate() returns
                 self._shared.release_owned_by(worker.pid)
         self._idle.clear()
-        if error is None:
-            fail_unfinished([t.fut for t in dropped] + running)
-        else:
-            for fut in [t.fut for t in dropped] + running:
-                if not fut.cancel():
-                    err = terminated_error()
-                    err.__cause__ = error
-                    fut.try_set_exception(err)
+        for fut in [t.fut for t in dropped] + running:
+            held = hold(fut)
+            if not fut.cancel():
+                err = terminated_error()
+                err.__cause__ = error
+                fut.try_set_exception(err)
+            self._callbacks.settled(fut, held)
+
+    # -- settling futures: their callbacks run on the callback thread ----------------
+
+    def _set_result(self, fut: Future[Any], value: Any) -> None:
+        held = hold(fut)
+        fut.try_set_result(value)
+        self._callbacks.settled(fut, held)
+
+    def _set_exception(self, fut: Future[Any], exc: BaseException) -> None:
+        held = hold(fut)
+        fut.try_set_exception(exc)
+        self._callbacks.settled(fut, held)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -1024,8 +798,9 @@ class ProcessExecutor(BaseExecutor):
             if self._shared is None:
                 if self._cleaned:
                     raise self._closed_error()
-                self._shared = shared.SharedState(progress_slots=2 * self.size + 2)
-                self._free_slots = list(range(2 * self.size + 2))
+                # per worker slot: the map item it runs; then, _slots on, when its call began
+                self._shared = shared.SharedState(progress_slots=2 * self._slots)
+                self._free_slots = list(range(self._slots))
             return self._shared
 
     def Lock(self) -> shared.Lock:

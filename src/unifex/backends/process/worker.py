@@ -1,0 +1,178 @@
+"""The main loop of a ``process`` worker: every line here runs in the child.
+
+It reads a task from its task pipe, runs it, writes the reply to its result
+pipe, and exits when the parent asks (an empty message), when the parent dies
+(the watcher thread sees EOF on the death pipe), or when the pipe closes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+from itertools import starmap
+from time import monotonic_ns
+from typing import Any
+
+from ..._remote import describe_exception, traceback_text
+from .helpers import install_worker
+from .wire import (
+    _BLOCK,
+    _CALL,
+    _CHUNK1,
+    _CHUNK_DONE,
+    _INIT_FAILED,
+    _LOST,
+    _OK,
+    _PROTOCOL,
+    _chunk_reply,
+    _dumps,
+    _exception_reply,
+    _loads,
+    _result_reply,
+)
+
+__all__ = ["_worker_main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _ask_for_death_signal(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _watch_parent(death: multiprocessing.connection.Connection) -> None:
+    try:
+        death.recv_bytes()
+    except BaseException:
+        pass
+    os._exit(1)  # the parent is gone: nobody wants our results
+
+
+def _worker_main(
+    tasks: multiprocessing.connection.Connection,
+    results: multiprocessing.connection.Connection,
+    death: multiprocessing.connection.Connection,
+    close_fds: list[int],
+    parent_pid: int,
+    death_signal: bool,
+    table: Any,
+    slot: int,
+    started_slot: int,
+    token: int,
+    init_payload: bytes | None,
+) -> None:
+    """A worker: read a task, run it, send the reply, until told to stop.
+
+    ``progress[slot]`` says which map item runs (for blaming a crash);
+    ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
+    which is when its timeout starts counting."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if death_signal:
+        _ask_for_death_signal(parent_pid)
+    threading.Thread(target=_watch_parent, args=(death,), name="unifex-parent-watch", daemon=True).start()
+    progress = install_worker(token, table) if slot >= 0 else None
+    init_error: bytes | None = None
+    if init_payload is not None:
+        try:
+            initializer, initargs = _loads(init_payload)
+            initializer(*initargs)
+        except BaseException as exc:
+            init_error = _exception_reply(exc, _INIT_FAILED)
+    recv = tasks.recv_bytes
+    send = results.send_bytes
+    while True:
+        try:
+            data = recv()
+        except (EOFError, OSError):
+            return
+        if not data:
+            return
+        if progress is not None:
+            progress[slot] = 0  # the task reached us (-1 until then: a crash now is not its fault)
+        if init_error is not None:
+            # every task given to a worker whose initializer failed fails with that error
+            send(init_error)
+            return
+        try:
+            message = _loads(data)
+        except BaseException as exc:
+            text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
+            send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
+            continue
+        del data
+        if message[0] == _CALL:
+            _, fn, args, kwargs = message
+            del message
+            if progress is not None:
+                progress[started_slot] = monotonic_ns()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                del fn, args, kwargs  # release the arguments now, not at the next task
+                reply = _exception_reply(exc)
+                del exc
+            else:
+                del fn, args, kwargs
+                try:
+                    reply = _dumps((_OK, result), _PROTOCOL)
+                except Exception:
+                    reply = _result_reply(result)
+                del result
+        else:
+            kind, fn, chunk, exact_from = message
+            del message
+            values: list[Any] = []
+            error: BaseException | None = None
+            tb: str | None = None
+            # a crash is blamed on an item through ``progress``; writing it for
+            # every item would cost as much as a tiny task, so items before
+            # ``exact_from`` write it once per block (the parent re-runs a
+            # crashed block with exact positions to find the item)
+            each = map if kind == _CHUNK1 else starmap
+            try:
+                if progress is None:
+                    values.extend(each(fn, chunk))
+                else:
+                    n = len(chunk)
+                    fast_end = min(exact_from, n)
+                    start = 0
+                    while start < fast_end:
+                        progress[slot] = start
+                        end = min(start + _BLOCK, fast_end)
+                        values.extend(each(fn, chunk[start:end]))
+                        start = end
+                    append = values.append
+                    for i in range(fast_end, n):
+                        progress[slot] = i
+                        append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
+            except BaseException as exc:
+                error, tb = exc, traceback_text(exc)
+                exc.__traceback__ = None
+            try:
+                reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+            except Exception:
+                reply = _chunk_reply(values, error, tb)
+            del values, chunk, error, fn
+        try:
+            send(reply)
+        except OSError:
+            return
+        del reply
