@@ -3,8 +3,8 @@
 helpers of every kind: the helpers are drop-in stdlib (SPEC 4).
 
 Each vendored test class runs with its factory (``locktype``, ``semtype``,
-``type2test``, ...) pointed at one executor's helper factory; one executor per
-kind serves the whole module. The tests start threads to contend for the
+``type2test``, ...) pointed at the helper factory of an executor made for
+that test. The tests start threads to contend for the
 helpers. Under the cooperative kinds (``gevent``, ``greenlet``) a helper
 belongs to the tasks of one hub or scheduler, which another OS thread may not
 touch, so there those "threads" are tasks of the executor and ``time.sleep``
@@ -90,12 +90,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason = EXPECTED_DIFFERENCES.get((config.kind, cls_name, method))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
             params.append(pytest.param(config, cls_name, method, id=f"{config.kind}-{cls_name}.{method}", marks=marks))
-    metafunc.parametrize(("peer_kind", "cls_name", "method"), params, scope="module")
+    metafunc.parametrize(("peer_kind", "cls_name", "method"), params)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def peer_executor(peer_kind: KindConfig) -> Iterator[Any]:
-    ex = unifex.executor(peer_kind.kind, size=16, **peer_kind.options)
+    # one per test: helpers (named semaphores, shared memory) go when it closes;
+    # under the cooperative kinds the tests' "threads" are its tasks
+    size = 16 if peer_kind.has("cooperative") else 2
+    ex = unifex.executor(peer_kind.kind, size=size, **peer_kind.options)
     try:
         yield ex
     finally:

@@ -93,6 +93,8 @@ import distributed as _distributed
 from ..._base import BaseExecutor, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError, describe_exitcode
 from ..._future import Future
+from ..._helpers import queue_maxsize, semaphore_value
+from ..._protocols import RLockLike
 from . import cluster
 from .helpers import (
     DaskBoundedSemaphore,
@@ -104,7 +106,6 @@ from .helpers import (
     DaskRLock,
     DaskSemaphore,
     call,
-    check_count,
     clients,
     gone,
 )
@@ -462,18 +463,18 @@ class DaskExecutor(BaseExecutor):
     def RLock(self) -> DaskRLock:
         return DaskRLock(*self._helper_name("rlock"))
 
-    def Semaphore(self, n: int = 1) -> DaskSemaphore:
-        check_count(n)
-        return DaskSemaphore(*self._helper_name("sem", value=n, bound=None))
+    def Semaphore(self, value: int = 1) -> DaskSemaphore:
+        value = semaphore_value(value)
+        return DaskSemaphore(*self._helper_name("sem", value=value, bound=None))
 
-    def BoundedSemaphore(self, n: int = 1) -> DaskBoundedSemaphore:
-        check_count(n)
-        return DaskBoundedSemaphore(*self._helper_name("sem", value=n, bound=n))
+    def BoundedSemaphore(self, value: int = 1) -> DaskBoundedSemaphore:
+        value = semaphore_value(value)
+        return DaskBoundedSemaphore(*self._helper_name("sem", value=value, bound=value))
 
     def Event(self) -> DaskEvent:
         return DaskEvent(*self._helper_name("event"))
 
-    def Condition(self, lock: Any = None) -> DaskCondition:
+    def Condition(self, lock: RLockLike | None = None) -> DaskCondition:
         if lock is None:
             lock = self.RLock()
         if not isinstance(lock, (DaskLock, DaskRLock)):
@@ -482,9 +483,7 @@ class DaskExecutor(BaseExecutor):
         return DaskCondition(name, address, lock)
 
     def Queue(self, maxsize: int = 0) -> DaskQueue:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, not {maxsize!r}")
-        return DaskQueue(*self._helper_name("queue", maxsize=maxsize))
+        return DaskQueue(*self._helper_name("queue", maxsize=queue_maxsize(maxsize)))
 
     def dict(self, *args: Any, **kwargs: Any) -> DaskDict:
         d = DaskDict(*self._helper_name("dict"))

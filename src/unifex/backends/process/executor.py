@@ -90,6 +90,7 @@ from typing import Any, ClassVar, final
 from ..._base import TERMINATED, BaseExecutor, describe_call, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
+from ..._protocols import RLockLike
 from ..._remote import RemoteTraceback, call_parts, describe_exception, exit_text, map_parts, unpicklable, which_part
 from . import helpers as shared
 from .callbacks import CallbackRunner, hold
@@ -812,13 +813,13 @@ class ProcessExecutor(BaseExecutor):
     def Event(self) -> shared.Event:
         return self._shared_state().Event()
 
-    def Semaphore(self, n: int = 1) -> shared.Semaphore:
-        return self._shared_state().Semaphore(n)
+    def Semaphore(self, value: int = 1) -> shared.Semaphore:
+        return self._shared_state().Semaphore(value)
 
-    def BoundedSemaphore(self, n: int = 1) -> shared.BoundedSemaphore:
-        return self._shared_state().BoundedSemaphore(n)
+    def BoundedSemaphore(self, value: int = 1) -> shared.BoundedSemaphore:
+        return self._shared_state().BoundedSemaphore(value)
 
-    def Condition(self, lock: Any = None) -> shared.Condition:
+    def Condition(self, lock: RLockLike | None = None) -> shared.Condition:
         return self._shared_state().Condition(lock)
 
     def Queue(self, maxsize: int = 0) -> shared.Queue:
