@@ -17,6 +17,7 @@ import itertools
 import os
 import threading
 import time
+from _thread import get_ident
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
 from contextvars import copy_context
@@ -196,6 +197,9 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
     #: at normal interpreter exit, run the accepted tasks (close(wait=True)) as
     #: ``concurrent.futures`` does
     _drain_at_exit: ClassVar[bool] = True
+    #: ``_dispatch`` runs the task itself (``serial``): ``close(wait=False)`` and
+    #: ``terminate()`` need not wait for dispatches in progress in other threads
+    _runs_at_dispatch: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -207,6 +211,11 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         self.size: int = size if size is not None else self.default_size()
         self._state = RUNNING
         self._state_lock = threading.RLock()
+        # thread ident -> dispatches in progress there: user code (pickling, a
+        # serial task) runs in _dispatch, outside the state lock; close and
+        # terminate wait for other threads' dispatches before they stop the workers
+        self._dispatching: dict[int, int] = {}
+        self._dispatch_ended = threading.Condition(self._state_lock)
         self._timer_: Timer | None = None
         _exit.track(self)
 
@@ -222,7 +231,10 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 
     @abc.abstractmethod
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        """Hand one task to the workers; called with the state lock held."""
+        """Hand one task to the workers. Called without the state lock (user
+        code may run here: pickling, a ``serial`` task), possibly from several
+        threads at once; ``close()`` and ``terminate()`` wait for calls in
+        progress before ``_shutdown`` / ``_terminate``."""
 
     @abc.abstractmethod
     def _shutdown(self, wait: bool) -> None:
@@ -236,7 +248,7 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         futures with ``TerminatedError``. Called once."""
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
-        """Hand one ``map`` batch to the workers; called with the state lock held.
+        """Hand one ``map`` batch to the workers; called as ``_dispatch`` is.
 
         ``batch`` holds the items themselves when ``flat`` (one iterable), else
         argument tuples; ``start`` is the position of its first item in the
@@ -270,6 +282,37 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         if self._timer_ is not None:
             self._timer_.stop()
 
+    def _begin_dispatch(self) -> int:
+        """Refuse work once closed, else count a dispatch in progress in this
+        thread; returns the thread's ident for :meth:`_end_dispatch`."""
+        with self._state_lock:
+            if self._state:
+                raise self._closed_error()
+            ident = get_ident()
+            dispatching = self._dispatching
+            dispatching[ident] = dispatching.get(ident, 0) + 1
+        return ident
+
+    def _end_dispatch(self, ident: int) -> None:
+        # only this thread writes its own entry: no lock needed unless someone waits
+        dispatching = self._dispatching
+        left = dispatching[ident] - 1
+        if left:
+            dispatching[ident] = left
+        else:
+            del dispatching[ident]
+        if self._state:
+            with self._state_lock:
+                self._dispatch_ended.notify_all()
+
+    def _await_dispatches(self) -> None:
+        """With the state lock held and the state no longer RUNNING: wait until
+        no other thread is inside ``_dispatch``, so nothing is handed over
+        after the workers were told to stop."""
+        me = get_ident()
+        while any(ident != me for ident in self._dispatching):
+            self._dispatch_ended.wait(0.5)
+
     def _closed_error(self) -> ExecutorClosedError:
         how = "terminated" if self._state == TERMINATED else "closed"
         if _exit.exiting:
@@ -291,10 +334,11 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         if self._copy_context:
             args = (fn, *args)  # type: ignore[assignment]
             fn = copy_context().run  # type: ignore[assignment]
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
+        ident = self._begin_dispatch()
+        try:
             self._dispatch(fut, fn, args, kwargs, None)
+        finally:
+            self._end_dispatch(ident)
         return fut
 
     def apply_async(
@@ -322,10 +366,11 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         if self._copy_context:
             args = (fn, *args)
             fn = copy_context().run
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
+        ident = self._begin_dispatch()
+        try:
             self._dispatch(fut, fn, args, dict(kwds) if kwds else {}, timeout)  # type: ignore[arg-type]
+        finally:
+            self._end_dispatch(ident)
         return fut
 
     def _task_fn(self, fn: Callable[..., T]) -> Callable[..., T]:
@@ -395,6 +440,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state == RUNNING:
                 self._state = CLOSED
             terminated = self._state == TERMINATED
+            if not terminated and (wait or not self._runs_at_dispatch):
+                self._await_dispatches()
         if not terminated:
             self._shutdown(wait)
 
@@ -405,6 +452,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             with self._state_lock:
                 if self._state == RUNNING:
                     self._state = CLOSED
+                if not self._runs_at_dispatch:
+                    self._await_dispatches()
             self._cancel_queued()
         self.close(wait)
 
@@ -415,6 +464,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state == TERMINATED:
                 return
             self._state = TERMINATED
+            if not self._runs_at_dispatch:
+                self._await_dispatches()
         self._terminate()
 
     def __enter__(self: T) -> T:  # type: ignore[misc]

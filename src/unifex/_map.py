@@ -148,9 +148,8 @@ class _MapRun:
             fut: Future[Any] = Future(ex)
             if self.done_queue is not None:
                 fut._callbacks = [self.done_queue]
-            with ex._state_lock:
-                if ex._state:
-                    raise ex._closed_error()
+            ident = ex._begin_dispatch()
+            try:
                 if self.runner is None:
                     try:
                         if ex._copy_context:
@@ -164,6 +163,8 @@ class _MapRun:
                         fut.try_set_exception(err)
                 else:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
+            finally:
+                ex._end_dispatch(ident)
             self.position += len(item) if self.runner is not None else 1
             pending.append(fut)
 

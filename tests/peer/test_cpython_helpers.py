@@ -76,6 +76,14 @@ CASES = [(cls_name, method) for cls_name, (cls, _, _) in CLASSES.items() for met
 #: (kind, class, method) -> why that kind differs from the stdlib there, as
 #: documented in docs/helpers.md; each runs as xfail(strict=True)
 EXPECTED_DIFFERENCES: dict[tuple[str, str, str], str] = {}
+_PRIVATE_COND = "reads threading.Event's private _cond Condition; this kind's Event is not built on one"
+_SHARED_LOCK_FORK = "a lock shared with other processes is not reset by _at_fork_reinit: its holder may be another live process"
+_FOREIGN_LOCK = "Condition(threading.Lock()): a threading.Lock cannot cross processes; this kind's Condition takes a Lock of the same executor (TypeError)"
+for _kind in ("gevent", "greenlet", "dask"):
+    EXPECTED_DIFFERENCES[(_kind, "EventTests", "test_at_fork_reinit")] = _PRIVATE_COND
+for _kind in ("process", "dask"):
+    EXPECTED_DIFFERENCES[(_kind, "LockTests", "test_at_fork_reinit")] = _SHARED_LOCK_FORK
+    EXPECTED_DIFFERENCES[(_kind, "ConditionTests", "test_acquire")] = _FOREIGN_LOCK
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

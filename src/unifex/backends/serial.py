@@ -26,8 +26,15 @@ class SerialExecutor(BaseExecutor):
     def default_size(cls) -> int:
         return 1
 
+    _runs_at_dispatch: ClassVar[bool] = True
+
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         run_task((fut, fn, args, kwargs, timeout), self._timer if timeout is not None else None)
+        # Ctrl-C or sys.exit() in a task stops the caller, as in a plain call:
+        # stored in the future, the program would carry on (and need one Ctrl-C per task)
+        exc = fut._exception
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
 
     def _shutdown(self, wait: bool) -> None:
         if wait:

@@ -48,12 +48,11 @@ class ThreadExecutor(BaseExecutor):
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         self._queue.put((fut, fn, args, kwargs, timeout))
         idle = self._idle
-        with self._idle_lock:
+        with self._idle_lock:  # also keeps concurrent submits from starting more than size threads
             if idle.count:
                 idle.count -= 1
-                return
-        if len(self._threads) < self.size:
-            self._spawn()
+            elif len(self._threads) < self.size:
+                self._spawn()
 
     def _spawn(self) -> None:
         slot: list[Future[Any] | None] = [None]

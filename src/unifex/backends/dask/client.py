@@ -186,7 +186,8 @@ def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
 
 
 
-_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
+#: a task waiting for a slot: its future, the pickled call, a name for its dask key, its timeout
+_Item = tuple[Future[Any], bytes, str, "float | None"]
 
 
 @final
@@ -279,23 +280,26 @@ class DaskExecutor(BaseExecutor):
         return max(1, min(MAX_CHUNKSIZE, math.ceil(hint / (4 * self.size))))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        self._pending.append((fut, fn, args, kwargs, timeout))
-        self._pump()
+        # pickling runs user code (__reduce__): outside the state lock
+        try:
+            payload = _serialize_task(fn, args, kwargs)
+        except SerializationError as exc:
+            if fut.set_running_or_notify_cancel():
+                fut.try_set_exception(exc)
+            return
+        name = getattr(args[0] if fn in RUNNERS else fn, "__name__", "task")
+        with self._state_lock:
+            self._pending.append((fut, payload, name, timeout))
+            self._pump()
 
     def _pump(self) -> None:
         """Hand queued tasks to dask while fewer than ``size`` are in flight;
         called with the state lock held."""
         pending, inflight = self._pending, self._inflight
         while pending and len(inflight) < self.size:
-            fut, fn, args, kwargs, timeout = pending.popleft()
+            fut, payload, name, timeout = pending.popleft()
             if not fut.set_running_or_notify_cancel():
                 continue
-            try:
-                payload = _serialize_task(fn, args, kwargs)
-            except SerializationError as exc:
-                fut.try_set_exception(exc)
-                continue
-            name = getattr(args[0] if fn in RUNNERS else fn, "__name__", "task")
             dfut = self._client.submit(run_remote, payload, timeout, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             inflight[dfut.key] = fut
             self._dfutures[dfut.key] = dfut

@@ -27,6 +27,7 @@ from ..._errors import ExecutorClosedError
 from ..._helpers import (
     bounded_wait,
     lock_timeout,
+    queue_maxsize,
     queue_timeout,
     release_count,
     semaphore_timeout,
@@ -210,7 +211,7 @@ class DaskSemaphore(_Helper):
         self.release()
 
     def __repr__(self) -> str:
-        return f"<unifex_dask.Semaphore at {id(self):#x}: value={self._op('value')} ({self._describe()})>"
+        return f"<unifex_dask.Semaphore at {id(self):#x} {self._describe()}: value={self._op('value')}>"
 
 
 class DaskBoundedSemaphore(DaskSemaphore):
@@ -220,7 +221,7 @@ class DaskBoundedSemaphore(DaskSemaphore):
 
     def __repr__(self) -> str:
         value, bound = self._op("value"), self._op("bound")
-        return f"<unifex_dask.BoundedSemaphore at {id(self):#x}: value={value}/{bound} ({self._describe()})>"
+        return f"<unifex_dask.BoundedSemaphore at {id(self):#x} {self._describe()}: value={value}/{bound}>"
 
 
 class DaskLock(DaskSemaphore):
@@ -305,7 +306,7 @@ class DaskEvent(_Helper):
         return bool(_blocking(self._address, "wait", self._name, wait_timeout(timeout)) == "ok")
 
     def __repr__(self) -> str:
-        return f"<unifex_dask.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'} ({self._describe()})>"
+        return f"<unifex_dask.Event at {id(self):#x} {self._describe()}: {'set' if self.is_set() else 'unset'}>"
 
 
 class DaskCondition(LockDelegate, _Helper):
@@ -357,6 +358,10 @@ class Queue(_Helper):
     @property
     def maxsize(self) -> int:
         return int(self._op("maxsize"))
+
+    @maxsize.setter
+    def maxsize(self, maxsize: int) -> None:
+        self._op("set_maxsize", maxsize=queue_maxsize(maxsize))
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         seconds = queue_timeout(block, timeout)

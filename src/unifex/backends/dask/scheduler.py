@@ -286,6 +286,12 @@ class _HelperService:
     def _queue_maxsize(self, q: _QueueState) -> int:
         return max(0, q.maxsize)
 
+    async def _queue_set_maxsize(self, q: _QueueState, maxsize: int) -> str:
+        async with q.changed:
+            q.maxsize = maxsize
+            q.changed.notify_all()  # a larger queue has room for waiting puts
+        return "ok"
+
     async def _queue_task_done(self, q: _QueueState) -> str:
         async with q.changed:
             if q.unfinished <= 0:

@@ -86,7 +86,8 @@ class GreenletExecutor(BaseExecutor):
         if _get_ident() == loop.ident:
             self._accept(task)
         else:
-            self._posted += 1
+            with self._state_lock:  # submits from several threads at once count up here
+                self._posted += 1
             loop.post(self._accept_posted, task)
 
     def _accept_posted(self, task: _Task) -> None:

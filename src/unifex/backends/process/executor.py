@@ -327,6 +327,11 @@ class ProcessExecutor(BaseExecutor):
         self._enqueue(task)
 
     def _enqueue(self, task: _Task) -> None:
+        # submits from several threads at once: one starts the dispatcher thread
+        with self._state_lock:
+            self._enqueue_locked(task)
+
+    def _enqueue_locked(self, task: _Task) -> None:
         self._queue.append(task)
         if self._thread is None:
             self._shared_state()  # the lock-owner table must exist before the first worker
