@@ -48,20 +48,23 @@ class ThreadExecutor(BaseExecutor):
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         self._queue.put((fut, fn, args, kwargs, timeout))
         idle = self._idle
-        with self._idle_lock:  # also keeps concurrent submits from starting more than size threads
+        with self._idle_lock:  # also keeps concurrent submits from making more than size threads
             if idle.count:
                 idle.count -= 1
-            elif len(self._threads) < self.size:
-                self._spawn()
+                return
+            if len(self._threads) >= self.size:
+                return
+            thread = self._new_thread()
+        thread.start()  # outside the lock, which the new thread takes once its first task is done
 
-    def _spawn(self) -> None:
+    def _new_thread(self) -> threading.Thread:
         slot: list[Future[Any] | None] = [None]
         thread = threading.Thread(
             target=_work, args=(self._queue, self._idle, slot, weakref.ref(self)), name=f"{self._prefix}-{len(self._threads)}", daemon=True
         )
         self._threads.append(thread)
         self._slots.append(slot)
-        thread.start()
+        return thread
 
     def _shutdown(self, wait: bool) -> None:
         with self._state_lock:

@@ -350,7 +350,7 @@ class GreenletEvent(_Helper):
 
     def __repr__(self) -> str:
         waiting = f" ({len(self._waiters)} waiting)" if self._waiters else ""
-        return f"<unifex_greenlet.Event at {id(self):#x}: {'set' if self._flag else 'unset'}>{waiting}"
+        return f"<unifex_greenlet.Event at {id(self):#x}{waiting}: {'set' if self._flag else 'unset'}>"
 
 
 def _waiter_notified(waiter: _wait.Waiter) -> bool:
