@@ -11,6 +11,7 @@ connection to the scheduler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue as _queue_module
 import socket
@@ -34,6 +35,7 @@ from ..._helpers import (
     wait_timeout,
 )
 from ..._shared import LockDelegate, wait_for
+from .scheduler import ACK_OP
 from .worker import current_worker_waits, dpickle
 
 __all__ = [
@@ -162,6 +164,13 @@ def _call_within(address: str, op: str, name: str, limit: float | None, ctx: Any
         if reply != "timeout" or (left is not None and left <= step):
             return reply
         ctx.check()
+
+
+def _acknowledge(name: str, token: str) -> None:
+    """Tell the scheduler, without waiting, that this task received its item."""
+    with contextlib.suppress(Exception):
+        worker = distributed.get_worker()
+        worker.loop.add_callback(worker.batched_send, {"op": ACK_OP, "name": name, "token": token})
 
 
 class _Helper:
@@ -375,9 +384,18 @@ class Queue(_Helper):
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         seconds = queue_timeout(block, timeout)
-        reply = self._op("get", timeout=0) if seconds == 0.0 else _blocking(self._address, "get", self._name, seconds)
+        # inside a task, the scheduler keeps the item until we acknowledge it,
+        # so that a worker killed in get() does not take the next item with it
+        holder = _holder()
+        token = uuid.uuid4().hex if holder else ""
+        if seconds == 0.0:
+            reply = self._op("get", timeout=0, holder=holder, token=token)
+        else:
+            reply = _blocking(self._address, "get", self._name, seconds, holder=holder, token=token)
         if not isinstance(reply, bytes):
             raise _queue_module.Empty
+        if holder:
+            _acknowledge(self._name, token)
         return dpickle.loads(reply)
 
     def get_nowait(self) -> Any:
