@@ -88,6 +88,7 @@ from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished
 from .._errors import TaskTimeoutError
 from .._future import Future
 from .._helpers import (
+    Held,
     bounded_call,
     bounded_wait,
     lock_timeout,
@@ -604,7 +605,7 @@ class GeventExecutor(BaseExecutor):
 # bounded_wait, as on every kind; gevent's own timeouts are in seconds or None.
 
 
-class Lock:
+class Lock(Held):
     """``threading.Lock`` on a gevent semaphore: a blocking acquire yields to the hub."""
 
     __slots__ = ("__weakref__", "_sem")
@@ -631,12 +632,6 @@ class Lock:
     def locked(self) -> bool:
         return bool(self._sem.locked())
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     # what Condition needs from its lock
     def _is_owned(self) -> bool:
         return bool(self._sem.locked())
@@ -654,7 +649,7 @@ class Lock:
         return f"<{'locked' if self.locked() else 'unlocked'} unifex_gevent.Lock object at {id(self):#x}>"
 
 
-class RLock:
+class RLock(Held):
     """``threading.RLock`` on ``gevent.lock.RLock``: owned by a greenlet."""
 
     __slots__ = ("__weakref__", "_lock")
@@ -678,12 +673,6 @@ class RLock:
             raise RuntimeError("cannot release un-acquired lock")
         self._lock.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _is_owned(self) -> bool:
         return bool(self._lock._is_owned())
 
@@ -706,7 +695,7 @@ class RLock:
         return f"<{'locked' if owned else 'unlocked'} unifex_gevent.RLock object count={self._lock._count} at {id(self):#x}>"
 
 
-class Semaphore:
+class Semaphore(Held):
     """``threading.Semaphore`` on ``gevent.lock.Semaphore``."""
 
     __slots__ = ("__weakref__", "_sem", "_value")
@@ -733,12 +722,6 @@ class Semaphore:
     def release(self, n: int = 1) -> None:
         for _ in range(release_count(n)):
             self._sem.release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._sem.release()
 
     def __repr__(self) -> str:
         return f"<unifex_gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"

@@ -26,6 +26,7 @@ import distributed as _distributed
 
 from ..._errors import ExecutorClosedError
 from ..._helpers import (
+    Held,
     bounded_wait,
     lock_timeout,
     queue_maxsize,
@@ -193,7 +194,7 @@ class _Helper:
         return f"<unifex_dask.{type(self).__name__.removeprefix('Dask')} {self._describe()} at {id(self):#x}>"
 
 
-class DaskSemaphore(_Helper):
+class DaskSemaphore(Held, _Helper):
     """``threading.Semaphore`` held on the scheduler."""
 
     __slots__ = ()
@@ -212,12 +213,6 @@ class DaskSemaphore(_Helper):
 
     def _over_release(self) -> None:
         raise ValueError("Semaphore released too many times")
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         return f"<unifex_dask.Semaphore at {id(self):#x} {self._describe()}: value={self._op('value')}>"
@@ -252,7 +247,7 @@ class DaskLock(DaskSemaphore):
         return f"<{'locked' if self.locked() else 'unlocked'} unifex_dask.Lock object {self._describe()} at {id(self):#x}>"
 
 
-class DaskRLock(_Helper):
+class DaskRLock(Held, _Helper):
     """``threading.RLock`` held on the scheduler, owned by the thread that acquired it."""
 
     __slots__ = ()
@@ -266,12 +261,6 @@ class DaskRLock(_Helper):
     def release(self) -> None:
         if self._op("release", owner=_owner()) != "ok":
             raise RuntimeError("cannot release un-acquired lock")
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     # threading.RLock's private protocol
     def _recursion_count(self) -> int:

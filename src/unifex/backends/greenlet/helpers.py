@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import _wait
-from ..._helpers import lock_timeout, queue_maxsize, queue_timeout, release_count, semaphore_timeout, semaphore_value, wait_timeout
+from ..._helpers import Held, lock_timeout, queue_maxsize, queue_timeout, release_count, semaphore_timeout, semaphore_value, wait_timeout
 from ..._shared import wait_for
 from .loop import _describe_holder, _me
 
@@ -76,7 +76,7 @@ class _Helper:
         raise TypeError(f"{self!r} works only inside its own process and thread; it cannot be pickled")
 
 
-class GreenletLock(_Helper):
+class GreenletLock(Held, _Helper):
     """``threading.Lock`` on the scheduler: a blocking acquire parks the task."""
 
     __slots__ = ("_holder", "_locked", "_waiters")
@@ -122,9 +122,6 @@ class GreenletLock(_Helper):
 
     __enter__ = acquire
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     # for GreenletCondition
     def _is_owned(self) -> bool:
         return self._locked and self._holder is _me()
@@ -147,7 +144,7 @@ class GreenletLock(_Helper):
         return f"<locked unifex_greenlet.Lock object held by {_describe_holder(self._holder)}{waiting} at {id(self):#x}>"
 
 
-class GreenletRLock(_Helper):
+class GreenletRLock(Held, _Helper):
     """``threading.RLock`` on the scheduler; the owner is the task (greenlet)."""
 
     __slots__ = ("_count", "_holder", "_waiters")
@@ -211,9 +208,6 @@ class GreenletRLock(_Helper):
 
     __enter__ = acquire
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _is_owned(self) -> bool:
         return self._holder is _me()
 
@@ -236,7 +230,7 @@ class GreenletRLock(_Helper):
         return f"<locked unifex_greenlet.RLock object held by {_describe_holder(self._holder)} (depth {self._count}){waiting} at {id(self):#x}>"
 
 
-class GreenletSemaphore(_Helper):
+class GreenletSemaphore(Held, _Helper):
     """``threading.Semaphore`` on the scheduler."""
 
     __slots__ = ("_initial", "_value", "_waiters")
@@ -282,9 +276,6 @@ class GreenletSemaphore(_Helper):
             entry.waiter.notify()
 
     __enter__ = acquire
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def _value_text(self) -> str:
         return str(self._value)

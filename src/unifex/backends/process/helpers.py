@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ExecutorClosedError
 from ..._helpers import (
+    Held,
     bounded_wait,
     lock_timeout,
     queue_maxsize,
@@ -307,7 +308,7 @@ class SharedState:
 # -- locks and semaphores --------------------------------------------------------------
 
 
-class Lock:
+class Lock(Held):
     """``threading.Lock`` across the executor's processes."""
 
     __slots__ = ("__weakref__", "_name", "_sem", "_slot", "_table", "_token")
@@ -342,12 +343,6 @@ class Lock:
 
     def locked(self) -> bool:
         return bool(self._sem._get_value() == 0)
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def _is_owned(self) -> bool:
         return bool(self._sem._is_mine())
@@ -417,7 +412,7 @@ class RLock(Lock):
         return f"<{'locked' if self.locked() else 'unlocked'} unifex_process.RLock object {self._name}{owned} at {id(self):#x}>"
 
 
-class Semaphore:
+class Semaphore(Held):
     """``threading.Semaphore`` across the executor's processes."""
 
     __slots__ = ("__weakref__", "_maxvalue", "_name", "_sem")
@@ -439,12 +434,6 @@ class Semaphore:
                 self._sem.release()
             except ValueError:
                 raise ValueError("Semaphore released too many times") from None
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         return f"<unifex_process.Semaphore at {id(self):#x}: value={self._sem._get_value()}>"
