@@ -196,9 +196,13 @@ class _Attempts:
         try:
             with ex._state_lock:
                 why = ex._retry_refused()
-                if why is None:
+                ident = ex._count_dispatch() if why is None else None
+            if ident is not None:
+                try:  # the hand-over runs user code (pickling): outside the state lock
                     self.launch(Future(ex))
-                    return
+                finally:
+                    ex._end_dispatch(ident)
+                return
         except BaseException as exc:
             self._give_up(exc)
             return

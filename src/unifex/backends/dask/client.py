@@ -105,6 +105,8 @@ from ..._aio import run_coroutine
 from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future, run_callback
+from ..._helpers import queue_maxsize, semaphore_value
+from ..._protocols import RLockLike
 from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
 from ..._share import Shared
 from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, parse_bytes
@@ -119,7 +121,6 @@ from .helpers import (
     DaskRLock,
     DaskSemaphore,
     call,
-    check_count,
     clients,
     gone,
 )
@@ -299,7 +300,9 @@ class _CallbackThread:
             thread.join()
 
 
-_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None"]
+#: a task waiting for a slot: future, function, arguments, timeout, its map batch,
+#: and the pickled call when it was pickled at submit (outside the state lock)
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "bytes | None"]
 @final
 class DaskExecutor(BaseExecutor):
     """Tasks on a dask.distributed cluster: embedded, joined by ``address`` or
@@ -417,20 +420,29 @@ class DaskExecutor(BaseExecutor):
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
-        self._pending.append((fut, fn, args, kwargs, timeout, None))
-        self._pump()
+        # pickling runs user code (__reduce__): here, outside the state lock
+        try:
+            payload = _serialize_task(fn, args, kwargs)
+        except SerializationError as exc:
+            if fut.set_running_or_notify_cancel():
+                fut.try_set_exception(exc)
+            return
+        with self._state_lock:
+            self._pending.append((fut, fn, args, kwargs, timeout, None, payload))
+            self._pump()
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
-        self._pending.append((fut, run_batch, (), {}, None, _Batch(fn, batch, flat, start)))
-        self._pump()
+        with self._state_lock:  # a batch is pickled when sent: it may be resumed after a crash
+            self._pending.append((fut, run_batch, (), {}, None, _Batch(fn, batch, flat, start), None))
+            self._pump()
 
     def _pump(self) -> None:
         """Hand queued tasks to dask while fewer than ``size`` are in flight;
         called with the state lock held."""
         pending, inflight = self._pending, self._inflight
         while pending and len(inflight) < self.size:
-            fut, fn, args, kwargs, timeout, batch = pending.popleft()
+            fut, fn, args, kwargs, timeout, batch, pickled = pending.popleft()
             if batch is not None:
                 args = batch.args()
                 if batch.resumed:
@@ -441,7 +453,7 @@ class DaskExecutor(BaseExecutor):
             elif not fut.set_running_or_notify_cancel():
                 continue
             try:
-                payload = _serialize_task(fn, args, kwargs, batch)
+                payload = pickled if pickled is not None else _serialize_task(fn, args, kwargs, batch)
                 refs: list[Any] = []
                 if self._threshold is not None and len(payload) > self._threshold and batch is None:
                     payload, refs = self._scatter_big(fn, args, kwargs)
@@ -590,7 +602,7 @@ class DaskExecutor(BaseExecutor):
     def _requeue(self, fut: Future[Any], batch: _Batch) -> None:
         batch.resumed = True
         with self._state_lock:
-            self._pending.appendleft((fut, run_batch, (), {}, None, batch))
+            self._pending.appendleft((fut, run_batch, (), {}, None, batch, None))
             self._pump()
 
     def _crash_error(self, exc: Any, what: str) -> WorkerCrashedError:
@@ -725,18 +737,18 @@ class DaskExecutor(BaseExecutor):
     def RLock(self) -> DaskRLock:
         return DaskRLock(*self._helper_name("rlock"))
 
-    def Semaphore(self, n: int = 1) -> DaskSemaphore:
-        check_count(n)
-        return DaskSemaphore(*self._helper_name("sem", value=n, bound=None))
+    def Semaphore(self, value: int = 1) -> DaskSemaphore:
+        value = semaphore_value(value)
+        return DaskSemaphore(*self._helper_name("sem", value=value, bound=None))
 
-    def BoundedSemaphore(self, n: int = 1) -> DaskBoundedSemaphore:
-        check_count(n)
-        return DaskBoundedSemaphore(*self._helper_name("sem", value=n, bound=n))
+    def BoundedSemaphore(self, value: int = 1) -> DaskBoundedSemaphore:
+        value = semaphore_value(value)
+        return DaskBoundedSemaphore(*self._helper_name("sem", value=value, bound=value))
 
     def Event(self) -> DaskEvent:
         return DaskEvent(*self._helper_name("event"))
 
-    def Condition(self, lock: Any = None) -> DaskCondition:
+    def Condition(self, lock: RLockLike | None = None) -> DaskCondition:
         if lock is None:
             lock = self.RLock()
         if not isinstance(lock, (DaskLock, DaskRLock)):
@@ -745,9 +757,7 @@ class DaskExecutor(BaseExecutor):
         return DaskCondition(name, address, lock)
 
     def Queue(self, maxsize: int = 0) -> DaskQueue:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, not {maxsize!r}")
-        return DaskQueue(*self._helper_name("queue", maxsize=maxsize))
+        return DaskQueue(*self._helper_name("queue", maxsize=queue_maxsize(maxsize)))
 
     def dict(self, *args: Any, **kwargs: Any) -> DaskDict:
         d = DaskDict(*self._helper_name("dict"))
