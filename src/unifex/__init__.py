@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
-from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
 from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
@@ -23,8 +22,10 @@ from ._errors import (
     WorkerCrashedError,
 )
 from ._future import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, wait
+from ._progress import progress
 from ._registry import backends, register_backend
 from ._wait import sleep
+from ._worker import worker_state
 
 __version__ = "0.1.0"
 
@@ -54,7 +55,9 @@ __all__ = (
     "as_completed",
     "backends",
     "executor",
+    "progress",
     "register_backend",
     "sleep",
     "wait",
+    "worker_state",
 )

@@ -38,6 +38,9 @@ class Executor(Protocol):
         error_callback: Callable[[BaseException], object] | None = None,
         *,
         timeout: float | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
     ) -> Future[T]: ...
 
     def map(
@@ -48,6 +51,10 @@ class Executor(Protocol):
         chunksize: int | None = None,
         ordered: bool = True,
         buffersize: int | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
+        progress: Any = False,
     ) -> Iterator[T]: ...
 
     def amap(

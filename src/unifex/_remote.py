@@ -64,14 +64,18 @@ def cloudpickle_dumps(obj: object) -> bytes:
 
 
 def dumps(obj: object, *, by_value: bool = False) -> bytes:
-    """Pickle ``obj``; with cloudpickle when plain pickle cannot, or at once when
-    ``by_value`` (see :func:`from_main`). Raises what the pickler raised when
-    neither can."""
+    """Pickle ``obj``; with cloudpickle when plain pickle cannot, when the data
+    refers to ``__main__`` (a class or function of the program, which a worker
+    may not be able to import), or at once when ``by_value`` (see
+    :func:`from_main`). Raises what the pickler raised when neither can."""
     if not by_value:
         try:
-            return _dumps(obj, PROTOCOL)
+            data = _dumps(obj, PROTOCOL)
         except Exception:
             pass
+        else:
+            if b"__main__" not in data:
+                return data
     return cloudpickle_dumps(obj)
 
 

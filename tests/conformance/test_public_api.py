@@ -27,9 +27,11 @@ EXPECTED = {
     "as_completed",
     "backends",
     "executor",
+    "progress",
     "register_backend",
     "sleep",
     "wait",
+    "worker_state",
 }
 # the helper protocols (SPEC 4)
 EXPECTED |= {"ConditionLike", "EventLike", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike"}

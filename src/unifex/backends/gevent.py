@@ -84,7 +84,7 @@ from gevent.monkey import get_original
 from greenlet import getcurrent
 
 from .. import _wait
-from .._base import BaseExecutor, describe_call, fail_unfinished
+from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished
 from .._errors import TaskTimeoutError
 from .._future import Future
 from .._helpers import (
@@ -100,6 +100,7 @@ from .._helpers import (
 )
 from .._protocols import RLockLike
 from .._shared import wait_for
+from .._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup
 
 __all__ = ["BoundedSemaphore", "Condition", "Event", "GeventExecutor", "GeventWaitContext", "Lock", "Queue", "RLock", "Semaphore"]
 
@@ -258,15 +259,29 @@ class GeventExecutor(BaseExecutor):
     """Tasks as greenlets of a ``gevent.pool.Pool(size)`` on this thread's hub."""
 
     kind: ClassVar[str] = "gevent"
-    options: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[frozenset[str]] = COMMON_OPTIONS | WORKER_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "cooperative", "kill_running"})
 
     @classmethod
     def default_size(cls) -> int:
         return 100
 
-    def __init__(self, size: int | None = None) -> None:
-        super().__init__(size)
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        **common: Any,
+    ) -> None:
+        # A worker is one greenlet of the pool: it runs the initializer when it
+        # starts and keeps its worker_state() until it leaves. With worker options
+        # set, idle workers stay parked (up to ``size``) instead of exiting, so the
+        # initializer runs once per worker, not once per burst of work.
+        self._setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        super().__init__(size, **common)
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
         self._ident = _get_ident()
@@ -335,12 +350,18 @@ class GeventExecutor(BaseExecutor):
         idle = self._idle
         hub = self._hub
         me = getcurrent()
+        life = WorkerLife(self._setup, self.kind)
+        life.begin(me)  # worker_state() of this greenlet, and the initializer
+        plain = self._setup.plain
+        keep_idle = _KEEP_IDLE if plain else self.size
+        finalize = False  # only a worker that leaves in order runs the finalizer
         try:
             while True:
                 try:
                     fut, fn, args, kwargs, timeout = pending.popleft()
                 except IndexError:
-                    if self._state or len(idle) >= _KEEP_IDLE:
+                    if self._state or len(idle) >= keep_idle:
+                        finalize = True
                         return
                     idle.append(me)
                     try:
@@ -350,8 +371,12 @@ class GeventExecutor(BaseExecutor):
                             idle.remove(me)
                         raise
                     if not go:
+                        finalize = True
                         return
                     self._unclaimed -= 1
+                    continue
+                if not plain and not life.take(fut):
+                    del fut, fn, args, kwargs
                     continue
                 if not fut.set_running_or_notify_cancel():
                     del fut, fn, args, kwargs
@@ -372,8 +397,25 @@ class GeventExecutor(BaseExecutor):
                         del result
                 del running[me]
                 del fut, fn, args, kwargs  # a parked worker holds no task, args or result
+                if not plain and life.spent:
+                    finalize = True
+                    self._replace_worker(me, life)
+                    return
         finally:
             running.pop(me, None)
+            life.end(finalize)
+
+    def _replace_worker(self, me: Any, life: WorkerLife) -> None:
+        """``max_tasks_per_worker``: run the finalizer, then leave the pool and
+        start a new worker if tasks are queued (the leaving greenlet would hold
+        its slot until it is dead)."""
+        life.end()
+        life.setup = WorkerSetup()  # the finally of _work only unbinds now
+        self._pool.discard(me)
+        if self._closing:
+            self._check_drained()
+        if self._pending and len(self._workers) < self.size:
+            self._spawn()
 
     def _run_timed(
         self, me: Any, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
@@ -400,6 +442,19 @@ class GeventExecutor(BaseExecutor):
                 fut.try_set_result(result)
         finally:
             timer.close()
+
+    def _call_later(self, delay: float, fn: Callable[[Any], object]) -> None:
+        # a retry's backoff: a libev timer in the hub thread, the base timer thread elsewhere
+        if not self._in_hub_thread():
+            super()._call_later(delay, fn)
+            return
+        timer = self._loop.timer(delay)
+        timer.start(self._call_now, timer, fn)
+
+    @staticmethod
+    def _call_now(timer: Any, fn: Callable[[Any], object]) -> None:
+        timer.close()
+        fn(None)
 
     @staticmethod
     def _timeout_error(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> TaskTimeoutError:

@@ -11,6 +11,7 @@ connection to the scheduler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue as _queue_module
 import socket
@@ -26,6 +27,7 @@ import distributed as _distributed
 from ... import _wait
 from ..._errors import ExecutorClosedError
 from ..._shared import LockDelegate, wait_for
+from .scheduler import ACK_OP
 from .worker import current_worker_waits, dpickle
 
 __all__ = [
@@ -157,6 +159,13 @@ def _blocking(address: str, op: str, name: str, timeout: float | None, **kwargs:
     if reply == "timeout" and is_deadline:
         raise _wait.deadline_passed()
     return reply
+
+
+def _acknowledge(name: str, token: str) -> None:
+    """Tell the scheduler, without waiting, that this task received its item."""
+    with contextlib.suppress(Exception):
+        worker = distributed.get_worker()
+        worker.loop.add_callback(worker.batched_send, {"op": ACK_OP, "name": name, "token": token})
 
 
 class _Helper:
@@ -328,14 +337,20 @@ class DaskQueue(_Helper):
         self.put(item, False)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        # inside a task, the scheduler keeps the item until we acknowledge it,
+        # so that a worker killed in get() does not take the next item with it
+        holder = _holder()
+        token = uuid.uuid4().hex if holder else ""
         if not block:
-            reply = self._op("get", timeout=0)
+            reply = self._op("get", timeout=0, holder=holder, token=token)
         else:
             if timeout is not None and timeout < 0:
                 raise ValueError("'timeout' must be a non-negative number")
-            reply = _blocking(self._address, "get", self._name, timeout)
+            reply = _blocking(self._address, "get", self._name, timeout, holder=holder, token=token)
         if not isinstance(reply, bytes):
             raise _queue_module.Empty
+        if holder:
+            _acknowledge(self._name, token)
         return dpickle.loads(reply)
 
     def get_nowait(self) -> Any:

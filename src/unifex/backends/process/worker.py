@@ -18,6 +18,7 @@ from time import monotonic_ns
 from typing import Any
 
 from ..._remote import describe_exception, traceback_text
+from ..._worker import WorkerIO, WorkerLife, WorkerSetup
 from .helpers import install_worker
 from .wire import (
     _BLOCK,
@@ -35,7 +36,10 @@ from .wire import (
     _result_reply,
 )
 
-__all__ = ["_worker_main"]
+__all__ = ["LOG_MARK", "_worker_main"]
+
+#: first byte of a forwarded log record on the result pipe (a reply is a pickle: b"\x80")
+LOG_MARK = b"L"
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,6 +55,31 @@ def _ask_for_death_signal(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _start_life(init_payload: bytes | None, life_payload: bytes | None, send: Any) -> tuple[WorkerLife, WorkerIO]:
+    """This process's worker life (worker_state(), initializer, finalizer) and
+    its output tail and log forwarding (docs/lifecycle.md)."""
+    initializer: Any = None
+    initargs: Any = ()
+    if init_payload is not None:
+        try:
+            initializer, initargs = _loads(init_payload)
+        except BaseException as exc:  # it could not be unpickled here: fail the tasks with that
+            error = exc
+
+            def initializer() -> None:
+                raise error
+
+    finalizer, log_level = _loads(life_payload) if life_payload is not None else (None, None)
+
+    def send_record(record: dict[str, Any]) -> None:
+        send(LOG_MARK + _dumps(record, _PROTOCOL))
+
+    io = WorkerIO(send_record, log_level)
+    life = WorkerLife(WorkerSetup(initializer, initargs, finalizer), "process")
+    life.begin()  # a raising initializer is logged (and forwarded) once, with a note naming it
+    return life, io
 
 
 def _watch_parent(death: multiprocessing.connection.Connection) -> None:
@@ -73,6 +102,7 @@ def _worker_main(
     started_slot: int,
     token: int,
     init_payload: bytes | None,
+    life_payload: bytes | None = None,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
@@ -89,21 +119,24 @@ def _worker_main(
         _ask_for_death_signal(parent_pid)
     threading.Thread(target=_watch_parent, args=(death,), name="unifex-parent-watch", daemon=True).start()
     progress = install_worker(token, table) if slot >= 0 else None
+    send_lock = threading.Lock()  # the reply and log records of other threads share the result pipe
+
+    def send(data: bytes) -> None:
+        with send_lock:
+            results.send_bytes(data)
+
+    life, io = _start_life(init_payload, life_payload, send)
     init_error: bytes | None = None
-    if init_payload is not None:
-        try:
-            initializer, initargs = _loads(init_payload)
-            initializer(*initargs)
-        except BaseException as exc:
-            init_error = _exception_reply(exc, _INIT_FAILED)
+    if life.init_error is not None:
+        init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
-    send = results.send_bytes
     while True:
         try:
             data = recv()
         except (EOFError, OSError):
             return
         if not data:
+            life.end()  # asked to stop: the finalizer runs
             return
         if progress is not None:
             progress[slot] = 0  # the task reached us (-1 until then: a crash now is not its fault)
@@ -123,10 +156,12 @@ def _worker_main(
             del message
             if progress is not None:
                 progress[started_slot] = monotonic_ns()
+            io.begin(fn)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 del fn, args, kwargs  # release the arguments now, not at the next task
+                io.note(exc)
                 reply = _exception_reply(exc)
                 del exc
             else:
@@ -147,6 +182,7 @@ def _worker_main(
             # ``exact_from`` write it once per block (the parent re-runs a
             # crashed block with exact positions to find the item)
             each = map if kind == _CHUNK1 else starmap
+            io.begin(fn)
             try:
                 if progress is None:
                     values.extend(each(fn, chunk))
@@ -164,6 +200,7 @@ def _worker_main(
                         progress[slot] = i
                         append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
             except BaseException as exc:
+                io.note(exc)
                 error, tb = exc, traceback_text(exc)
                 exc.__traceback__ = None
             try:
