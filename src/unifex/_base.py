@@ -17,6 +17,7 @@ import itertools
 import os
 import threading
 import time
+from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from contextvars import copy_context
@@ -25,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 from typing_extensions import ParamSpec
 
 from . import _exit, _wait
-from ._aio import amap, is_async, run_coroutine
+from ._aio import amap, drive, is_async, run_coroutine
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
@@ -172,6 +173,10 @@ def terminated_error() -> TerminatedError:
     return TerminatedError("the task was running when terminate() stopped the executor")
 
 
+def stopped_error() -> CancelledError:
+    return CancelledError("the task was stopped while running: the asyncio task awaiting it was cancelled")
+
+
 def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
     """On terminate: cancel what has not started, fail what runs with TerminatedError."""
     for fut in futures:
@@ -195,11 +200,14 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
     #: at normal interpreter exit, run the accepted tasks (close(wait=True)) as
     #: ``concurrent.futures`` does
     _drain_at_exit: ClassVar[bool] = True
+    #: tasks run only when the submitting thread yields (gevent, greenlet)
+    _cooperative: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "_copy_context" not in cls.__dict__:
             cls._copy_context = "processes" not in cls.capabilities
+        cls._cooperative = "cooperative" in cls.capabilities
 
     def __init__(self, size: int | None = None) -> None:
         size = check_size(size)
@@ -294,6 +302,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state:
                 raise self._closed_error()
             self._dispatch(fut, fn, args, kwargs, None)
+        if self._cooperative and _get_running_loop() is not None:
+            drive(fut)  # loop.run_in_executor(ex, ...) from a coroutine in this thread
         return fut
 
     def apply_async(
