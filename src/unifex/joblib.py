@@ -74,7 +74,7 @@ class UnifexBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[mis
         from ._registry import get_factory
 
         factory = get_factory(kind)
-        caps = getattr(factory, "capabilities", frozenset())
+        caps: frozenset[str] = getattr(factory, "capabilities", frozenset())
         self.kind = kind
         self.options = options
         self.uses_threads = "processes" not in caps
