@@ -91,9 +91,18 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("serial", "test_zero_timeout"): _SERIAL,
     ("serial", "test_map_timeout"): _SERIAL,
     ("serial", "test_cancel_futures"): _SERIAL,
-    ("serial", "test_executor_map_current_future_cancel"): _SERIAL,
-    ("serial", "test_pending_calls_race"): _SERIAL,
     ("*", "test_cancel"): "a unifex future notifies its waiters when it is cancelled, so cancel() moves it to CANCELLED_AND_NOTIFIED at once",
+}
+
+_BLOCKS = (
+    "a task blocks its thread on a threading.Event that only the caller sets later; on this kind the task runs in the "
+    "caller's thread, so the wait never ends (the contract: use the executor's helpers, ex.Event())"
+)
+# tests that would hang, not fail: skipped with their reason, not xfailed
+HANGS: dict[tuple[str, str], str] = {
+    (kind, name): _BLOCKS
+    for kind in ("serial", "gevent", "greenlet")
+    for name in ("test_executor_map_current_future_cancel", "test_pending_calls_race")
 }
 
 # read ThreadPoolExecutor/ProcessPoolExecutor internals (_threads, _max_workers, ...) or its constructor
@@ -107,6 +116,9 @@ def _mark(kind: str, cls: type) -> type:
         reason = DIFFERENCES.get((kind, name)) or DIFFERENCES.get(("*", name))
         if reason is not None:
             setattr(cls, name, pytest.mark.xfail(reason=reason, strict=True)(getattr(cls, name)))
+        hang = HANGS.get((kind, name))
+        if hang is not None:
+            setattr(cls, name, pytest.mark.skip(reason=hang)(getattr(cls, name)))
         if name in INTERNALS:
             setattr(cls, name, None)
     return cls
