@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from concurrent.futures import CancelledError
 
-from . import backends as _backends_package  # noqa: F401  (first: see unifex/backends/__init__.py)
-from ._api import Executor, executor
+from ._api import ConditionLike, EventLike, Executor, LockLike, QueueLike, RLockLike, SemaphoreLike, executor
 from ._errors import (
     DeadlockError,
     ExecutorClosedError,
+    LivelockError,
     SerializationError,
     TaskTimeoutError,
     TerminatedError,
@@ -22,8 +22,10 @@ from ._errors import (
     WorkerCrashedError,
 )
 from ._future import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, wait
+from ._progress import progress
 from ._registry import backends, register_backend
 from ._wait import sleep
+from ._worker import worker_state
 
 __version__ = "0.1.0"
 
@@ -32,10 +34,17 @@ __all__ = (
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "CancelledError",
+    "ConditionLike",
     "DeadlockError",
+    "EventLike",
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
+    "LockLike",
+    "QueueLike",
+    "RLockLike",
+    "SemaphoreLike",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",
@@ -46,7 +55,9 @@ __all__ = (
     "as_completed",
     "backends",
     "executor",
+    "progress",
     "register_backend",
     "sleep",
     "wait",
+    "worker_state",
 )

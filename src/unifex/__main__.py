@@ -92,7 +92,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             progress.update(task, description=description, advance=advance)
 
         report = _bench.run(kinds, quick=args.quick, progress=say)
-    out.print(_bench.render_table(report))
+    for table in _bench.render_tables(report, out.width):
+        out.print(table)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report.to_json(), f, indent=2)

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from typing_extensions import ParamSpec, Self
 
 from ._base import check_size
 from ._future import Future
+from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._registry import get_factory
+from ._share import Shared
 
-__all__ = ["Executor", "executor"]
+__all__ = ["ConditionLike", "EventLike", "Executor", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike", "executor"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -37,6 +39,9 @@ class Executor(Protocol):
         error_callback: Callable[[BaseException], object] | None = None,
         *,
         timeout: float | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
     ) -> Future[T]: ...
 
     def map(
@@ -47,7 +52,16 @@ class Executor(Protocol):
         chunksize: int | None = None,
         ordered: bool = True,
         buffersize: int | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
+        progress: Any = False,
     ) -> Iterator[T]: ...
+
+    def share(self, obj: T) -> Shared[T]:
+        """A handle to ``obj`` that tasks receive as an argument and read with
+        ``handle.value`` (see docs/data.md)."""
+        ...
 
     def amap(
         self,
@@ -98,21 +112,21 @@ class Executor(Protocol):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None: ...
 
-    def Lock(self) -> Any: ...
+    def Lock(self) -> LockLike: ...
 
-    def RLock(self) -> Any: ...
+    def RLock(self) -> RLockLike: ...
 
-    def Event(self) -> Any: ...
+    def Event(self) -> EventLike: ...
 
-    def Semaphore(self, n: int = 1) -> Any: ...
+    def Semaphore(self, value: int = 1) -> SemaphoreLike: ...
 
-    def BoundedSemaphore(self, n: int = 1) -> Any: ...
+    def BoundedSemaphore(self, value: int = 1) -> SemaphoreLike: ...
 
-    def Condition(self, lock: Any = None) -> Any: ...
+    def Condition(self, lock: RLockLike | None = None) -> ConditionLike: ...
 
-    def Queue(self, maxsize: int = 0) -> Any: ...
+    def Queue(self, maxsize: int = 0) -> QueueLike[Any]: ...
 
-    def dict(self, *args: Any, **kwargs: Any) -> Any: ...
+    def dict(self, *args: Any, **kwargs: Any) -> MutableMapping[Any, Any]: ...
 
 
 def executor(kind: str = "thread", size: int | None = None, **options: Any) -> Executor:

@@ -17,11 +17,12 @@ import itertools
 import os
 import threading
 import time
+from _thread import get_ident
 from asyncio import _get_running_loop
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
 from contextvars import copy_context
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -31,15 +32,23 @@ from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
 from ._poolapi import PoolMethods
+from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._share import Shared
 
-__all__ = ["BaseExecutor", "Timer", "check_size", "run_chunk", "run_items", "run_task"]
+if TYPE_CHECKING:
+    from ._retry import RetryPolicy
+
+__all__ = ["COMMON_OPTIONS", "BaseExecutor", "Timer", "check_size", "run_chunk", "run_items", "run_task"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 RUNNING, CLOSED, TERMINATED = 0, 1, 2
 _monotonic = time.monotonic
+
+#: options every kind accepts: executor-wide defaults of retries and the
+#: ``submit`` backpressure (see ``docs/lifecycle.md``)
+COMMON_OPTIONS = frozenset({"retries", "retry_on", "backoff", "max_pending"})
 
 
 _Context = type(copy_context())
@@ -202,6 +211,9 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
     _drain_at_exit: ClassVar[bool] = True
     #: tasks run only when the submitting thread yields (gevent, greenlet)
     _cooperative: ClassVar[bool] = False
+    #: ``_dispatch`` runs the task itself (``serial``): ``close(wait=False)`` and
+    #: ``terminate()`` need not wait for dispatches in progress in other threads
+    _runs_at_dispatch: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -209,12 +221,26 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             cls._copy_context = "processes" not in cls.capabilities
         cls._cooperative = "cooperative" in cls.capabilities
 
-    def __init__(self, size: int | None = None) -> None:
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        retries: int = 0,
+        retry_on: Any = None,
+        backoff: Any = None,
+        max_pending: int | None = None,
+    ) -> None:
         size = check_size(size)
         self.size: int = size if size is not None else self.default_size()
         self._state = RUNNING
         self._state_lock = threading.RLock()
+        # thread ident -> dispatches in progress there: user code (pickling, a
+        # serial task) runs in _dispatch, outside the state lock; close and
+        # terminate wait for other threads' dispatches before they stop the workers
+        self._dispatching: dict[int, int] = {}
+        self._dispatch_ended = threading.Condition(self._state_lock)
         self._timer_: Timer | None = None
+        self._init_lifecycle(retries, retry_on, backoff, max_pending)
         _exit.track(self)
 
     @classmethod
@@ -229,7 +255,10 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 
     @abc.abstractmethod
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        """Hand one task to the workers; called with the state lock held."""
+        """Hand one task to the workers. Called without the state lock (user
+        code may run here: pickling, a ``serial`` task), possibly from several
+        threads at once; ``close()`` and ``terminate()`` wait for calls in
+        progress before ``_shutdown`` / ``_terminate``."""
 
     @abc.abstractmethod
     def _shutdown(self, wait: bool) -> None:
@@ -243,7 +272,7 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         futures with ``TerminatedError``. Called once."""
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
-        """Hand one ``map`` batch to the workers; called with the state lock held.
+        """Hand one ``map`` batch to the workers; called as ``_dispatch`` is.
 
         ``batch`` holds the items themselves when ``flat`` (one iterable), else
         argument tuples; ``start`` is the position of its first item in the
@@ -277,6 +306,41 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         if self._timer_ is not None:
             self._timer_.stop()
 
+    def _begin_dispatch(self) -> int:
+        """Refuse work once closed, else count a dispatch in progress in this
+        thread; returns the thread's ident for :meth:`_end_dispatch`."""
+        with self._state_lock:
+            if self._state:
+                raise self._closed_error()
+            return self._count_dispatch()
+
+    def _count_dispatch(self) -> int:
+        """Count a dispatch in progress in this thread; call with the state lock held."""
+        ident = get_ident()
+        dispatching = self._dispatching
+        dispatching[ident] = dispatching.get(ident, 0) + 1
+        return ident
+
+    def _end_dispatch(self, ident: int) -> None:
+        # only this thread writes its own entry: no lock needed unless someone waits
+        dispatching = self._dispatching
+        left = dispatching[ident] - 1
+        if left:
+            dispatching[ident] = left
+        else:
+            del dispatching[ident]
+        if self._state:
+            with self._state_lock:
+                self._dispatch_ended.notify_all()
+
+    def _await_dispatches(self) -> None:
+        """With the state lock held and the state no longer RUNNING: wait until
+        no other thread is inside ``_dispatch``, so nothing is handed over
+        after the workers were told to stop."""
+        me = get_ident()
+        while any(ident != me for ident in self._dispatching):
+            self._dispatch_ended.wait(0.5)
+
     def _closed_error(self) -> ExecutorClosedError:
         how = "terminated" if self._state == TERMINATED else "closed"
         if _exit.exiting:
@@ -291,20 +355,30 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its :class:`unifex.Future`."""
+        call, call_args = self._wrap_call(fn, args)
+        if self._gate is not None or self._retry is not None:
+            return self._submit_managed(call, call_args, kwargs, None, None, None)
         fut: Future[T] = Future(self)
-        if is_async(fn):
-            args = (fn, *args)  # type: ignore[assignment]
-            fn = run_coroutine  # type: ignore[assignment]
-        if self._copy_context:
-            args = (fn, *args)  # type: ignore[assignment]
-            fn = copy_context().run  # type: ignore[assignment]
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
-            self._dispatch(fut, fn, args, kwargs, None)
+        ident = self._begin_dispatch()
+        try:
+            self._dispatch(fut, call, call_args, kwargs, None)
+        finally:
+            self._end_dispatch(ident)
         if self._cooperative and _get_running_loop() is not None:
             drive(fut)  # loop.run_in_executor(ex, ...) from a coroutine in this thread
         return fut
+
+    def _wrap_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """What a worker calls for ``fn(*args)``: an ``async def`` function runs to
+        completion in an event loop of the worker; on the in-process kinds the
+        call runs in a copy of the submitter's context."""
+        if is_async(fn):
+            args = (fn, *args)
+            fn = run_coroutine
+        if self._copy_context:
+            args = (fn, *args)
+            fn = copy_context().run
+        return fn, args
 
     def apply_async(
         self,
@@ -315,26 +389,28 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         error_callback: Callable[[BaseException], object] | None = None,
         *,
         timeout: float | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
     ) -> Future[T]:
         """``multiprocessing.Pool.apply_async``: ``callback(result)`` on success,
         ``error_callback(exc)`` on failure, both in the submitting process;
-        ``timeout`` seconds per task, counted from when the task starts."""
+        ``timeout`` seconds per task, counted from when the task starts.
+        ``retries``/``retry_on``/``backoff`` (default: the executor's) run a task
+        that fails with one of ``retry_on`` again; see ``docs/lifecycle.md``."""
         timeout = check_timeout(timeout)
+        fn, call_args = self._wrap_call(func, tuple(args))
+        kwargs = dict(kwds) if kwds else {}
+        if self._gate is not None or self._retry is not None or retries is not None or retry_on is not None or backoff is not None:
+            return self._submit_managed(fn, call_args, kwargs, timeout, (retries, retry_on, backoff), (callback, error_callback))
         fut: Future[T] = Future(self)
         if callback is not None or error_callback is not None:
             fut._callbacks = [_result_callback(callback, error_callback)]
-        fn: Callable[..., Any] = func
-        args = tuple(args)
-        if is_async(fn):
-            args = (fn, *args)
-            fn = run_coroutine
-        if self._copy_context:
-            args = (fn, *args)
-            fn = copy_context().run
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
-            self._dispatch(fut, fn, args, dict(kwds) if kwds else {}, timeout)  # type: ignore[arg-type]
+        ident = self._begin_dispatch()
+        try:
+            self._dispatch(fut, fn, call_args, kwargs, timeout)
+        finally:
+            self._end_dispatch(ident)
         return fut
 
     def _task_fn(self, fn: Callable[..., T]) -> Callable[..., T]:
@@ -352,14 +428,25 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         chunksize: int | None = None,
         ordered: bool = True,
         buffersize: int | None = None,
+        retries: int | None = None,
+        retry_on: Any = None,
+        backoff: Any = None,
+        progress: Any = False,
     ) -> Iterator[T]:
         """Lazy ``map``: at most ``buffersize`` inputs in flight (default
         ``4 * size`` tasks' worth, so with a batch size picked from the input's
         length every batch is in flight at once, as in
         ``multiprocessing.Pool.map``), results in input order unless
         ``ordered=False``, the first task error raised at its position, and
-        ``timeout`` a deadline counted from this call."""
-        return map_(self, fn, iterables, timeout, chunksize, ordered, buffersize)
+        ``timeout`` a deadline counted from this call. ``retries``/``retry_on``/
+        ``backoff`` as for :meth:`apply_async`; ``progress=True`` shows a progress
+        bar, ``progress=callable`` receives ``(done, total)``."""
+        policy = self._retry_policy(retries, retry_on, backoff)
+        if progress is False or progress is None:
+            return map_(self, fn, iterables, timeout, chunksize, ordered, buffersize, policy)
+        from ._progress import map_progress
+
+        return map_progress(self, fn, iterables, progress, lambda: map_(self, fn, iterables, timeout, chunksize, ordered, buffersize, policy))
 
     def amap(
         self,
@@ -404,8 +491,13 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state == RUNNING:
                 self._state = CLOSED
             terminated = self._state == TERMINATED
+            if not terminated and (wait or not self._runs_at_dispatch):
+                self._await_dispatches()
         if not terminated:
+            self._close_lifecycle(wait)
             self._shutdown(wait)
+            if wait and self._retry_timer_used:
+                self._stop_timer()  # a retry cancelled during its backoff may still be on the timer
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """:meth:`concurrent.futures.Executor.shutdown`: ``close(wait)``; with
@@ -414,6 +506,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             with self._state_lock:
                 if self._state == RUNNING:
                     self._state = CLOSED
+                if not self._runs_at_dispatch:
+                    self._await_dispatches()
             self._cancel_queued()
         self.close(wait)
 
@@ -424,7 +518,14 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state == TERMINATED:
                 return
             self._state = TERMINATED
+            if not self._runs_at_dispatch:
+                self._await_dispatches()
+        if self._gate is not None:
+            self._gate.wake_all()
         self._terminate()
+        self._terminate_lifecycle()
+        if self._retry_timer_used:
+            self._stop_timer()
 
     def __enter__(self: T) -> T:  # type: ignore[misc]
         return self
@@ -435,44 +536,154 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         else:
             self.close(wait=True)
 
+    # -- retries and backpressure (docs/lifecycle.md) -----------------------------
+
+    def _init_lifecycle(self, retries: int, retry_on: Any, backoff: Any, max_pending: int | None) -> None:
+        from ._retry import RetryPolicy
+
+        policy = RetryPolicy(retries, retry_on, backoff)
+        self._retry: RetryPolicy | None = policy if policy.retries else None
+        self._retry_default = policy
+        self._retrying: set[Future[Any]] = set()
+        self._retrying_lock = threading.Lock()
+        self._retry_closed = False
+        self._retry_timer_used = False
+        check_size(max_pending, "max_pending")
+        self._gate: PendingGate | None = PendingGate(max_pending, self) if max_pending is not None else None
+
+    def _retry_policy(self, retries: int | None, retry_on: Any, backoff: Any) -> RetryPolicy | None:
+        if retries is None and retry_on is None and backoff is None:
+            return self._retry
+        from ._retry import RetryPolicy
+
+        return RetryPolicy.resolve(self._retry_default, retries, retry_on, backoff)
+
+    def _submit_managed(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        retry_args: tuple[Any, Any, Any] | None,
+        callbacks: tuple[Any, Any] | None,
+    ) -> Future[T]:
+        """``submit``/``apply_async`` with retries or ``max_pending``."""
+        from ._retry import RetryFuture, start_task
+
+        policy = self._retry_policy(*retry_args) if retry_args is not None else self._retry
+        gate = self._gate
+        if gate is not None:
+            gate.acquire()  # blocks while max_pending accepted tasks have not started
+        try:
+            first: Future[Any] = GatedFuture(self, gate) if gate is not None else Future(self)
+            fut: Future[T] = first if policy is None else RetryFuture(self)
+            if callbacks is not None and (callbacks[0] is not None or callbacks[1] is not None):
+                fut.add_done_callback(_result_callback(*callbacks))
+            ident = self._begin_dispatch()
+            try:
+                if policy is None:
+                    self._dispatch(first, fn, args, kwargs, timeout)
+                else:
+                    start_task(self, fut, first, policy, fn, args, kwargs, timeout)  # type: ignore[arg-type]
+            finally:
+                self._end_dispatch(ident)
+        except BaseException:
+            if gate is not None and not (first.running() or first.done()):
+                gate.release_once(first)  # type: ignore[arg-type]
+            raise
+        return fut
+
+    def _call_later(self, delay: float, fn: Callable[[Any], object]) -> None:
+        """Call ``fn(None)`` after ``delay`` seconds without blocking the caller
+        (a retry's backoff). Kinds with their own clock override this."""
+        self._retry_timer_used = True
+        self._timer.call_at(_monotonic() + delay, fn, None)
+
+    def _track_retrying(self, fut: Future[Any]) -> None:
+        with self._retrying_lock:
+            self._retrying.add(fut)
+        fut.add_done_callback(self._untrack_retrying)
+
+    def _untrack_retrying(self, fut: Future[Any]) -> None:
+        with self._retrying_lock:
+            self._retrying.discard(fut)
+
+    def _retry_refused(self) -> str | None:
+        """Why a retry may not be dispatched now, or None."""
+        if self._state == RUNNING:
+            return None
+        if self._state == TERMINATED:
+            return "the executor was terminated"
+        if self._retry_closed:
+            return "the executor was closed with close(wait=False)"
+        return None
+
+    def _close_lifecycle(self, wait: bool) -> None:
+        """Before the backend shuts down: let every task waiting to be retried
+        finish (close(wait=True)) or refuse its retries (wait=False); wake the
+        submitters ``max_pending`` holds back."""
+        if self._gate is not None:
+            self._gate.wake_all()
+        if not wait:
+            self._retry_closed = True
+            return
+        from ._future import wait as wait_futures
+
+        while True:
+            with self._retrying_lock:
+                pending = list(self._retrying)
+            if not pending:
+                return
+            wait_futures(pending)
+
+    def _terminate_lifecycle(self) -> None:
+        """After terminate: a task waiting out a retry's backoff fails with
+        ``TerminatedError``."""
+        with self._retrying_lock:
+            pending = list(self._retrying)
+        for fut in pending:
+            current = getattr(fut, "_current", None)
+            if current is None or current.done():
+                fut.try_set_exception(terminated_error())
+
     # -- helpers (section 4 of the contract); thread helpers by default -----------
 
-    def Lock(self) -> Any:
+    def Lock(self) -> LockLike:
         from ._shared import Lock
 
         return Lock()
 
-    def RLock(self) -> Any:
+    def RLock(self) -> RLockLike:
         from ._shared import RLock
 
         return RLock()
 
-    def Event(self) -> Any:
+    def Event(self) -> EventLike:
         from ._shared import Event
 
         return Event()
 
-    def Semaphore(self, n: int = 1) -> Any:
+    def Semaphore(self, value: int = 1) -> SemaphoreLike:
         from ._shared import Semaphore
 
-        return Semaphore(n)
+        return Semaphore(value)
 
-    def BoundedSemaphore(self, n: int = 1) -> Any:
+    def BoundedSemaphore(self, value: int = 1) -> SemaphoreLike:
         from ._shared import BoundedSemaphore
 
-        return BoundedSemaphore(n)
+        return BoundedSemaphore(value)
 
-    def Condition(self, lock: Any = None) -> Any:
+    def Condition(self, lock: RLockLike | None = None) -> ConditionLike:
         from ._shared import Condition
 
         return Condition(lock)
 
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0) -> QueueLike[Any]:
         from ._shared import Queue
 
         return Queue(maxsize)
 
-    def dict(self, *args: Any, **kwargs: Any) -> Any:
+    def dict(self, *args: Any, **kwargs: Any) -> MutableMapping[Any, Any]:
         return dict(*args, **kwargs)
 
 
@@ -492,3 +703,77 @@ def _result_callback(
             error_callback(exc)
 
     return on_done
+
+
+class PendingGate:
+    """``max_pending``: ``submit`` waits (the context-aware wait, so cooperative
+    tasks of the thread run meanwhile) while ``limit`` accepted tasks have not
+    started."""
+
+    __slots__ = ("_lock", "_owner", "_waiters", "count", "limit")
+
+    def __init__(self, limit: int, owner: BaseExecutor) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+        self._waiters: list[_wait.Waiter] = []
+        self._owner = owner  # so the greenlet scheduler knows the wait is on its executor
+
+    def acquire(self) -> None:
+        ex = self._owner
+        while True:
+            with self._lock:
+                if ex._state:
+                    raise ex._closed_error()
+                if self.count < self.limit:
+                    self.count += 1
+                    return
+                waiter = _wait.current().waiter(self)
+                self._waiters.append(waiter)
+            try:
+                waiter.wait(None)
+            finally:
+                with self._lock:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+
+    def release_once(self, fut: GatedFuture[Any]) -> None:
+        """The task of ``fut`` left the queue (started, cancelled or failed)."""
+        with self._lock:
+            if fut._gate is None:
+                return
+            fut._gate = None
+            self.count -= 1
+            waiter = self._waiters.pop(0) if self._waiters else None
+        if waiter is not None:
+            waiter.notify()
+
+    def wake_all(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.notify()
+
+
+class GatedFuture(Future[T]):
+    """A future whose task holds a ``max_pending`` slot until it starts."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, owner: object, gate: PendingGate) -> None:
+        super().__init__(owner)
+        self._gate: PendingGate | None = gate
+        self.add_done_callback(_left_queue)
+
+    def set_running_or_notify_cancel(self) -> bool:
+        started = super().set_running_or_notify_cancel()
+        gate = self._gate
+        if gate is not None:
+            gate.release_once(self)
+        return started
+
+
+def _left_queue(fut: Future[Any]) -> None:
+    gate = getattr(fut, "_gate", None)
+    if gate is not None:
+        gate.release_once(fut)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import signal
 __all__ = [
     "DeadlockError",
     "ExecutorClosedError",
+    "LivelockError",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",
@@ -53,6 +54,14 @@ class SerializationError(UnifexError):
 class DeadlockError(UnifexError):
     """Raised under the ``greenlet`` kind when a wait without a timeout can never
     end: no task can run, none sleeps, and every task waits on another."""
+
+
+class LivelockError(UnifexError):
+    """Raised by :func:`unifex.testing.explore` (and its replay) when a program
+    under exploration takes too many scheduling steps without any task
+    finishing: tasks that spin (``while not flag: sleep(0)``, a retry loop
+    that never succeeds) instead of making progress. The message names the
+    tasks that spin and the step bound (``max_steps``)."""
 
 
 def describe_exitcode(exitcode: int | None) -> str:

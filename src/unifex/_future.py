@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import CancelledError, InvalidStateError
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from . import _wait
 
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_F = TypeVar("_F")  # the futures waited on: unifex or concurrent.futures ones
 logger = logging.getLogger("unifex")
 
 FIRST_COMPLETED = "FIRST_COMPLETED"
@@ -417,9 +418,17 @@ class _Condition(threading.Condition):
             self._notifying = False
 
 
-class DoneAndNotDone(NamedTuple):
-    done: set[Any]
-    not_done: set[Any]
+if TYPE_CHECKING:  # generic NamedTuples exist at run time from Python 3.11 on
+
+    class DoneAndNotDone(NamedTuple, Generic[_F]):
+        done: set[_F]
+        not_done: set[_F]
+
+else:
+
+    class DoneAndNotDone(NamedTuple):
+        done: set[Any]
+        not_done: set[Any]
 
 
 class _DoneQueue:
@@ -496,15 +505,15 @@ def _remaining(end: float | None) -> float | None:
     return None if end is None else max(0.0, end - _wait.now())
 
 
-def wait(fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL_COMPLETED) -> DoneAndNotDone:
+def wait(fs: Iterable[_F], timeout: float | None = None, return_when: str = ALL_COMPLETED) -> DoneAndNotDone[_F]:
     """Wait for futures of any kind (mixed kinds too, and
     ``concurrent.futures`` futures), as :func:`concurrent.futures.wait`."""
     if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
         raise ValueError(f"return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, not {return_when!r}")
     end = None if timeout is None else _wait.now() + timeout
-    fs = set(fs)
-    done = {f for f in fs if _settled(f)}
-    not_done = fs - done
+    waited: set[Any] = set(fs)
+    done = {f for f in waited if _settled(f)}
+    not_done = waited - done
 
     def satisfied() -> bool:
         if not not_done:

@@ -5,20 +5,27 @@ backend hooks ``_dispatch`` (one task per input) and ``_dispatch_batch``
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _wait
+from ._errors import SerializationError
 from ._future import Future, _DoneQueue
 
 if TYPE_CHECKING:
     from ._base import BaseExecutor
+    from ._retry import RetryPolicy
 
-__all__ = ["map_", "run_chunk", "run_items", "start_map"]
+__all__ = ["TARGET_BATCH_SECONDS", "map_", "run_chunk", "run_items", "start_map"]
 
 T = TypeVar("T")
+
+#: ``map(chunksize=None)`` on the kinds that batch: the time one batch should
+#: take once the sizes have adapted (joblib aims at 0.2-2 s per batch)
+TARGET_BATCH_SECONDS = 0.2
 
 
 def map_(
@@ -29,9 +36,10 @@ def map_(
     chunksize: int | None,
     ordered: bool,
     buffersize: int | None,
+    retry: RetryPolicy | None = None,
 ) -> Iterator[T]:
     """``Executor.map``; see its docstring."""
-    return start_map(ex, fn, iterables, timeout, chunksize, ordered, buffersize).run()
+    return start_map(ex, fn, iterables, timeout, chunksize, ordered, buffersize, retry).run()
 
 
 def start_map(
@@ -42,6 +50,7 @@ def start_map(
     chunksize: int | None,
     ordered: bool,
     buffersize: int | None,
+    retry: RetryPolicy | None = None,
 ) -> _MapRun:
     """Check the arguments and start the first tasks of a ``map``."""
     from ._base import check_size
@@ -54,22 +63,28 @@ def start_map(
     if ex._state:
         raise ex._closed_error()
     end = None if timeout is None else _wait.now() + timeout
+    fn = ex._task_fn(fn)
     if chunksize is None:
         hint = None
         if all(hasattr(it, "__len__") for it in iterables):
             hint = min(len(it) for it in iterables)  # type: ignore[arg-type]
         chunksize = ex._default_chunksize(hint)
+        if chunksize > 1:
+            if buffersize is None and hint is None:
+                # an iterator of unknown length: read no further ahead than a
+                # map with one input per task would
+                buffersize = 2 * ex.size * chunksize
+            return _adaptive_map(ex, fn, iterables, end, ordered, buffersize, chunksize, retry)
     if buffersize is None:
         buffersize = 4 * ex.size * chunksize
     chunksize = min(chunksize, buffersize)
     in_flight = max(1, buffersize // chunksize)
-    fn = ex._task_fn(fn)
     if chunksize > 1 and len(iterables) == 1:
-        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items)
+        return _MapRun(ex, fn, _batched(iter(iterables[0]), chunksize), in_flight, end, ordered, run_items, retry=retry)
     inputs: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
     if chunksize == 1:
-        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None)
-    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk)
+        return _MapRun(ex, fn, inputs, in_flight, end, ordered, None, retry=retry)
+    return _MapRun(ex, fn, _batched(inputs, chunksize), in_flight, end, ordered, run_chunk, retry=retry)
 
 
 def _check_map_timeout(timeout: object) -> float | None:
@@ -80,6 +95,74 @@ def _check_map_timeout(timeout: object) -> float | None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise ValueError(f"timeout must be a number of seconds or None, not {timeout!r}")
     return float(timeout)
+
+
+def _adaptive_map(
+    ex: BaseExecutor,
+    fn: Callable[..., T],
+    iterables: tuple[Iterable[Any], ...],
+    end: float | None,
+    ordered: bool,
+    buffersize: int | None,
+    cap: int,
+    retry: RetryPolicy | None = None,
+) -> _MapRun:
+    """``map(chunksize=None)`` on a kind whose ``_default_chunksize`` batches:
+    batch sizes from :class:`_Adaptive`, at most ``cap`` (the kind's choice)."""
+    if buffersize is None:
+        buffersize = 4 * ex.size * cap
+    cap = min(cap, buffersize)
+    flat = len(iterables) == 1
+    inputs: Iterator[Any] = iter(iterables[0]) if flat else zip(*iterables, strict=False)
+    sizer = _Adaptive(cap, ex.size, buffersize)
+    # up to 4 batches per worker, and never more than ``buffersize`` inputs in flight
+    return _MapRun(ex, fn, inputs, max(1, 4 * ex.size), end, ordered, run_items if flat else run_chunk, sizer, retry)
+
+
+class _Adaptive:
+    """Batch sizes for ``map(chunksize=None)``: one item per batch first, so the
+    first result arrives after about one task's time; then, from the measured
+    rate at which items finish, batches of about :data:`TARGET_BATCH_SECONDS`
+    per worker, at most ``cap`` items (a progress bar moves at least that often).
+    Until a batch has finished, sizes double."""
+
+    __slots__ = ("cap", "done", "in_flight", "limit", "size", "start", "workers")
+
+    _WINDOW = 16  # finished batches the rate is measured over
+
+    def __init__(self, cap: int, workers: int, limit: int | None = None) -> None:
+        self.cap = cap
+        self.limit = limit  # inputs in flight at most (``buffersize``)
+        self.in_flight = 0  # inputs sent whose batch the map has not yielded yet
+        self.workers = max(1, workers)
+        self.size = 1
+        self.start = time.perf_counter()
+        # (finish time, items) of recent batches; appended by done-callbacks in
+        # the executor's threads, read by the map's caller (deque ops are atomic)
+        self.done: deque[tuple[float, int]] = deque(maxlen=self._WINDOW)
+
+    def finished(self, items: int) -> Callable[[Future[Any]], None]:
+        done = self.done
+
+        def record(fut: Future[Any]) -> None:
+            done.append((time.perf_counter(), items))
+
+        return record
+
+    def next_size(self) -> int:
+        done = list(self.done)
+        if not done:
+            return self.size  # nothing measured yet: stay small until a batch finishes
+        if len(done) >= 2:
+            elapsed = done[-1][0] - done[0][0]
+            items = sum(n for _, n in done[1:])
+        else:
+            elapsed = done[0][0] - self.start
+            items = done[0][1]
+        want = 2 * self.size if elapsed <= 0 else int(TARGET_BATCH_SECONDS * items / elapsed / self.workers)
+        # shrink at most by half per batch (a slow spell), never past the cap
+        self.size = max(1, self.size // 2, min(self.cap, want))
+        return self.size
 
 
 def run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> tuple[list[T], BaseException | None]:
@@ -121,7 +204,16 @@ class _MapRun:
     """One ``map`` call: keeps ``in_flight`` tasks submitted and yields results."""
 
     def __init__(
-        self, ex: BaseExecutor, fn: Callable[..., Any], inputs: Iterator[Any], in_flight: int, end: float | None, ordered: bool, runner: Any
+        self,
+        ex: BaseExecutor,
+        fn: Callable[..., Any],
+        inputs: Iterator[Any],
+        in_flight: int,
+        end: float | None,
+        ordered: bool,
+        runner: Any,
+        sizer: _Adaptive | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.ex = ex
         self.fn = fn
@@ -129,36 +221,89 @@ class _MapRun:
         self.in_flight = in_flight
         self.end = end
         self.runner = runner  # None: one task per input; else run_chunk / run_items over a batch
+        self.retry = retry
         self.done_queue = None if ordered else _DoneQueue(ex)
         self.pending: deque[Future[Any]] = deque()
         self.exhausted = False
         self.position = 0  # of the next input in the whole map
-        self._fill(in_flight)  # start work at call time, like concurrent.futures
+        # with adaptive batches (``sizer``), ``inputs`` yields single inputs, batched here
+        self.sizer = sizer
+        # start work at call time, like concurrent.futures; adaptive: one 1-item batch per worker
+        self._fill(in_flight if sizer is None else min(in_flight, max(1, ex.size)))
 
     def _fill(self, target: int) -> None:
         pending = self.pending
         ex = self.ex
         while len(pending) < target and not self.exhausted:
-            try:
-                item = next(self.inputs)
-            except StopIteration:
-                self.exhausted = True
-                return
+            sizer = self.sizer
+            if sizer is None:
+                try:
+                    item = next(self.inputs)
+                except StopIteration:
+                    self.exhausted = True
+                    return
+            else:
+                n = sizer.next_size()
+                if sizer.limit is not None:
+                    room = sizer.limit - sizer.in_flight
+                    if room <= 0:
+                        return
+                    n = min(n, room)
+                item = list(itertools.islice(self.inputs, n))
+                if not item:
+                    self.exhausted = True
+                    return
+                sizer.in_flight += len(item)
+            if self.retry is not None:
+                pending.append(self._dispatch_retrying(item))
+                continue
             fut: Future[Any] = Future(ex)
-            if self.done_queue is not None:
+            if sizer is not None:
+                fut._callbacks = [sizer.finished(len(item))]
+                if self.done_queue is not None:
+                    fut._callbacks.append(self.done_queue)
+            elif self.done_queue is not None:
                 fut._callbacks = [self.done_queue]
-            with ex._state_lock:
-                if ex._state:
-                    raise ex._closed_error()
+            ident = ex._begin_dispatch()
+            try:
                 if self.runner is None:
-                    if ex._copy_context:
-                        ex._dispatch(fut, copy_context().run, (self.fn, *item), {}, None)
-                    else:
-                        ex._dispatch(fut, self.fn, item, {}, None)
+                    try:
+                        if ex._copy_context:
+                            ex._dispatch(fut, copy_context().run, (self.fn, *item), {}, None)
+                        else:
+                            ex._dispatch(fut, self.fn, item, {}, None)
+                    except SerializationError as exc:
+                        # an input that cannot travel fails at its position, like a task error
+                        err = SerializationError(f"map input item {self.position}: {exc}")
+                        err.__cause__ = exc.__cause__
+                        fut.try_set_exception(err)
                 else:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
+            finally:
+                ex._end_dispatch(ident)
             self.position += len(item) if self.runner is not None else 1
             pending.append(fut)
+
+    def _dispatch_retrying(self, item: Any) -> Future[Any]:
+        """Dispatch one input (or batch) whose task is retried (see ``_retry``)."""
+        from ._retry import RetryFuture, start_batch, start_task
+
+        ex = self.ex
+        assert self.retry is not None
+        fut: RetryFuture[Any] = RetryFuture(ex)
+        fut._callbacks = [] if self.sizer is None else [self.sizer.finished(len(item))]
+        if self.done_queue is not None:
+            fut._callbacks.append(self.done_queue)
+        ident = ex._begin_dispatch()
+        try:
+            if self.runner is None:
+                start_task(ex, fut, Future(ex), self.retry, self.fn, item, {}, None)
+            else:
+                start_batch(ex, fut, self.retry, self.fn, item, self.runner is run_items, self.position)
+        finally:
+            ex._end_dispatch(ident)
+        self.position += len(item) if self.runner is not None else 1
+        return fut
 
     def _remaining(self) -> float | None:
         if self.end is None:
@@ -199,6 +344,10 @@ class _MapRun:
                     pending.remove(fut)
                     out = [fut.result()]
                     del fut
+                if chunked:
+                    results, exc = out[0]
+                    if self.sizer is not None:
+                        self.sizer.in_flight -= len(results) if exc is None else self.sizer.in_flight
                 self._fill(self.in_flight)
                 if chunked:
                     results, exc = out.pop()

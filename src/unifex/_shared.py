@@ -1,9 +1,11 @@
-"""Shared-state helpers: what every backend's helpers share, and the thread
-helpers used by the ``thread``, ``pool`` and ``serial`` kinds.
+"""The thread helpers of the ``thread``, ``pool`` and ``serial`` kinds, and
+``wait_for`` / ``LockDelegate`` that other kinds' helpers reuse.
 
 The thread helpers are the :mod:`threading` and :mod:`queue` primitives with one
 addition: inside a thread task that has a per-task ``timeout``, a blocking call
-ends at the task's deadline with :class:`~unifex.TaskTimeoutError`.
+ends at the task's deadline with :class:`~unifex.TaskTimeoutError`
+(:func:`unifex._helpers.bounded_wait`). Arguments are checked by
+:mod:`unifex._helpers.args`, as on every kind.
 """
 
 from __future__ import annotations
@@ -12,14 +14,26 @@ import queue
 import threading
 from _thread import allocate_lock
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _wait
-from ._wait import _local, clamp, deadline_passed
+from ._helpers import (
+    bounded_call,
+    bounded_wait,
+    lock_timeout,
+    queue_maxsize,
+    queue_timeout,
+    semaphore_timeout,
+    semaphore_value,
+    wait_timeout,
+)
+from ._wait import _local
 
 __all__ = ["BoundedSemaphore", "Condition", "Event", "HELPER_NAMES", "Lock", "LockDelegate", "Queue", "RLock", "Semaphore", "wait_for"]
 
 #: the helper factories every executor provides (section 4 of the contract)
+T = TypeVar("T")
+
 HELPER_NAMES = ("Lock", "RLock", "Event", "Semaphore", "BoundedSemaphore", "Condition", "Queue", "dict")
 
 
@@ -59,103 +73,136 @@ class LockDelegate:
         self._lock.release()
 
 
-def _bounded(timeout: float) -> tuple[float, bool]:
-    """Bound a stdlib-style timeout (negative or None: forever) by the task deadline."""
-    t, is_deadline = clamp(None if timeout is None or timeout < 0 else timeout)
-    return (-1 if t is None else t), is_deadline
+def _lock_wait(acquire: Callable[[bool, float], bool]) -> Callable[[float | None], bool]:
+    """A raw lock's blocking acquire as a wait of ``seconds`` (None: no limit)."""
+    return lambda seconds: acquire(True, -1 if seconds is None else seconds)
 
 
-class _DeadlineLock:
-    """A lock in ``_lock`` whose blocking acquire honours the task deadline."""
-
-    __slots__ = ("_lock",)
-    _lock: Any
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.acquire(False):
-            return True
-        if not blocking:
-            return False
-        t, is_deadline = _bounded(timeout)
-        if self._lock.acquire(True, t):
-            return True
-        if is_deadline:
-            raise deadline_passed()
-        return False
-
-    def release(self) -> None:
-        self._lock.release()
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-
-class Lock(_DeadlineLock):
+class Lock:
     """``threading.Lock`` whose blocking acquire honours the task deadline."""
 
-    __slots__ = ()
+    __slots__ = ("__weakref__", "_lock")
 
     def __init__(self) -> None:
         self._lock = allocate_lock()
 
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout == -1 and _local.deadline is None:  # the common call: the raw lock as it is
+            return bool(self._lock.acquire(blocking))
+        seconds = lock_timeout(blocking, timeout)
+        if self._lock.acquire(False):
+            return True
+        if seconds == 0.0:
+            return False
+        return bounded_wait(_lock_wait(self._lock.acquire), seconds)
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
     def locked(self) -> bool:
         return bool(self._lock.locked())
 
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+
     def __repr__(self) -> str:
-        return f"<unifex.Lock {'locked' if self.locked() else 'unlocked'}>"
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex.Lock object at {id(self):#x}>"
 
 
-class RLock(_DeadlineLock):
+class RLock:
     """``threading.RLock`` whose blocking acquire honours the task deadline."""
 
-    __slots__ = ()
+    __slots__ = ("__weakref__", "_lock")
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock: Any = threading.RLock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout == -1 and _local.deadline is None:
+            return bool(self._lock.acquire(blocking))
+        seconds = lock_timeout(blocking, timeout)
+        if self._lock.acquire(False):
+            return True
+        if seconds == 0.0:
+            return False
+        return bounded_wait(_lock_wait(self._lock.acquire), seconds)
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    # what threading.Condition (and CPython's lock tests) use
+    def _is_owned(self) -> bool:
+        return bool(self._lock._is_owned())
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)
+
+    def _recursion_count(self) -> int:
+        return int(self._lock._recursion_count())
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
 
     def __repr__(self) -> str:
-        return "<unifex.RLock>"
+        raw = repr(self._lock)  # <unlocked _thread.RLock object owner=0 count=0 at 0x...>
+        state, _, rest = raw[1:].partition(" _thread.RLock object ")
+        return f"<{state} unifex.RLock object {rest.rsplit(' at ', 1)[0]} at {id(self):#x}>"
 
 
 class _DeadlineAcquire:
-    """``acquire`` of a :mod:`threading` semaphore, bounded by the task deadline."""
+    """``acquire`` of a :mod:`threading` semaphore: arguments checked as on every
+    kind, a blocking acquire bounded by the task deadline."""
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        seconds = semaphore_timeout(blocking, timeout)
         acquire = super().acquire  # type: ignore[misc]
         if acquire(False):
             return True
-        if not blocking:
+        if seconds == 0.0:
             return False
-        t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        if acquire(True, None if t < 0 else t):
-            return True
-        if is_deadline:
-            raise deadline_passed()
-        return False
+        return bounded_wait(lambda s: bool(acquire(True, s)), seconds)
 
     __enter__ = acquire
 
 
 class Semaphore(_DeadlineAcquire, threading.Semaphore):
-    pass
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(semaphore_value(value))
+
+    def __repr__(self) -> str:
+        return f"<unifex.Semaphore at {id(self):#x}: value={self._value}>"  # type: ignore[attr-defined]
 
 
 class BoundedSemaphore(_DeadlineAcquire, threading.BoundedSemaphore):
-    pass
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(semaphore_value(value))
+
+    def __repr__(self) -> str:
+        return f"<unifex.BoundedSemaphore at {id(self):#x}: value={self._value}/{self._initial_value}>"  # type: ignore[attr-defined]
 
 
 class Event(threading.Event):
     def wait(self, timeout: float | None = None) -> bool:
+        seconds = wait_timeout(timeout)
         if self.is_set():
             return True
-        t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        if super().wait(None if t < 0 else t):
-            return True
-        if is_deadline:
-            raise deadline_passed()
-        return False
+        return bounded_wait(super().wait, seconds)
+
+    def __repr__(self) -> str:
+        return f"<unifex.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition(threading.Condition):
@@ -166,39 +213,23 @@ class Condition(threading.Condition):
         super().__init__(lock)
 
     def wait(self, timeout: float | None = None) -> bool:
-        t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        if super().wait(None if t < 0 else t):
-            return True
-        if is_deadline:
-            raise deadline_passed()
-        return False
+        return bounded_wait(super().wait, wait_timeout(timeout))
 
 
-class Queue(queue.Queue):  # type: ignore[type-arg]
+class Queue(queue.Queue[T]):
     """``queue.Queue`` (with ``task_done``/``join``) honouring the task deadline."""
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if _local.deadline is None:  # not inside a timed task: the stdlib call as it is
-            return super().get(block, timeout)
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(queue_maxsize(maxsize))
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        seconds = queue_timeout(block, timeout)
         if not block:
             return super().get(False)
-        t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        try:
-            return super().get(True, None if t < 0 else t)
-        except queue.Empty:
-            if is_deadline:
-                raise deadline_passed() from None
-            raise
+        return bounded_call(lambda s: super(Queue, self).get(True, s), seconds, queue.Empty)
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if _local.deadline is None:
-            return super().put(item, block, timeout)
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        seconds = queue_timeout(block, timeout)
         if not block:
             return super().put(item, False)
-        t, is_deadline = _bounded(-1 if timeout is None else timeout)
-        try:
-            super().put(item, True, None if t < 0 else t)
-        except queue.Full:
-            if is_deadline:
-                raise deadline_passed() from None
-            raise
+        return bounded_call(lambda s: super(Queue, self).put(item, True, s), seconds, queue.Full)

@@ -137,8 +137,8 @@ class ThreadContext:
 
     def sleep(self, seconds: float) -> None:
         bounded, is_deadline = clamp(seconds)
-        if bounded is not None and bounded > 0:
-            time.sleep(bounded)
+        if bounded is not None:
+            time.sleep(max(bounded, 0.0))  # sleep(0) too: it yields the GIL, as time.sleep(0) does
         if is_deadline:
             raise deadline_passed()
 
@@ -192,7 +192,7 @@ def remove_context(ctx: WaitContext) -> None:
 def sleep(seconds: float) -> None:
     """Sleep the way the current task's model wants: ``gevent.sleep`` in a
     gevent context, a yield to the scheduler under ``greenlet``, else
-    ``time.sleep``. In a thread task past its deadline, raise
+    ``time.sleep`` (``sleep(0)`` yields the GIL to other threads). In a thread task past its deadline, raise
     :class:`~unifex.TaskTimeoutError`."""
     if seconds < 0:
         raise ValueError(f"sleep length must be non-negative, not {seconds!r}")

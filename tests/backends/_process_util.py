@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -169,3 +170,27 @@ def hold_then_sleep(lock: Any, started: Any, seconds: float) -> None:
     with lock:
         started.set()
         time.sleep(seconds)
+
+
+class ExitsWhenUnpickled:
+    """Issue 14.1: unpickling it calls ``sys.exit(1)`` (raises SystemExit)."""
+
+    def __reduce__(self) -> Any:
+        return (sys.exit, (1,))
+
+
+def return_exits_when_unpickled(_: Any = None) -> ExitsWhenUnpickled:
+    return ExitsWhenUnpickled()
+
+
+class SetsWhenCollected:
+    """Sets ``event`` when this copy of it is garbage-collected."""
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+    def __del__(self) -> None:
+        try:
+            self.event.set()
+        except Exception:
+            pass

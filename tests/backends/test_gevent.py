@@ -421,8 +421,8 @@ def test_close_with_wait_from_inside_a_task_waits_for_the_others() -> None:
 
 def test_helpers_are_gevent_primitives_with_the_stdlib_spelling() -> None:
     with gev() as ex:
-        assert isinstance(ex.Event(), gevent.event.Event)
-        assert isinstance(ex.Queue(), gevent.queue.JoinableQueue)
+        assert isinstance(ex.Event()._event, gevent.event.Event)  # type: ignore[attr-defined]
+        assert isinstance(ex.Queue()._q, gevent.queue.JoinableQueue)  # type: ignore[attr-defined]
         assert type(ex.dict(a=1)) is dict
         lock = ex.Lock()
         assert lock.acquire() and lock.locked()

@@ -127,7 +127,7 @@ def _ours() -> set[str]:
 def test_close_unlinks_everything_and_refuses_new_helpers(how: str) -> None:
     before = _ours()
     ex = unifex.executor("process", size=1)
-    helpers = [ex.Lock(), ex.RLock(), ex.Event(), ex.Semaphore(), ex.BoundedSemaphore(), ex.Condition(), ex.Queue(), ex.dict()]
+    helpers: list[Any] = [ex.Lock(), ex.RLock(), ex.Event(), ex.Semaphore(), ex.BoundedSemaphore(), ex.Condition(), ex.Queue(), ex.dict()]
     q = helpers[6]
     q.put(b"z" * 1_000_000)  # spilled into its own file
     assert ex.submit(tasks.identity, helpers[:-1]) is not None

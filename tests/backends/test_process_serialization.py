@@ -24,6 +24,7 @@ from _process_util import (
     raise_two_arg,
     raise_unpicklable,
     result_at,
+    return_exits_when_unpickled,
     return_unpicklable,
 )
 
@@ -49,9 +50,38 @@ def test_unpicklable_argument_fails_at_submit_naming_it(ex: Any) -> None:
         ex.submit(tasks.echo, 1, threading.Lock())
     with pytest.raises(unifex.SerializationError, match=r"keyword argument 'key'"):
         ex.submit(tasks.echo, 1, key=threading.Lock())
-    with pytest.raises(unifex.SerializationError, match=r"map input item 2"):
-        ex.map(tasks.identity, [1, 2, threading.Lock()], chunksize=3)
     assert ex.submit(tasks.square, 3).result(timeout=30) == 9
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("chunksize", [None, 1, 2, 3, 20])
+def test_unpicklable_map_input_fails_at_its_position(ex: Any, chunksize: int | None) -> None:
+    """Issue 14.9: the error names the item's position in the whole map and is
+    raised where that item's result would be, after the items before it."""
+    items: list[Any] = [0, 1, 2, 3, 4, threading.Lock(), 6, 7, 8, 9]
+    results = ex.map(str, items, chunksize=chunksize)  # does not raise here
+    got = []
+    with pytest.raises(unifex.SerializationError, match=r"map input item 5\b.*_thread.lock"):
+        for value in results:
+            got.append(value)
+    assert got == ["0", "1", "2", "3", "4"]
+    assert list(ex.map(str, range(3), chunksize=chunksize)) == ["0", "1", "2"]
+
+
+@pytest.mark.timeout(60)
+def test_unpicklable_first_input_of_a_later_batch(ex: Any) -> None:
+    items: list[Any] = [*range(8), threading.Lock(), 9]
+    got = []
+    with pytest.raises(unifex.SerializationError, match=r"map input item 8\b"):
+        for value in ex.map(tasks.identity, items, chunksize=4):
+            got.append(value)
+    assert got == list(range(8))
+
+
+def test_unpicklable_map_function_fails_at_the_call(ex: Any) -> None:
+    lock = threading.Lock()
+    with pytest.raises(unifex.SerializationError, match="the function"):
+        ex.map(lambda x: (lock, x), range(10), chunksize=5)
 
 
 def test_unpicklable_function_fails_at_submit(ex: Any) -> None:
@@ -95,6 +125,18 @@ def test_exception_that_cannot_be_unpickled_does_not_hang(ex: Any) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_result_whose_unpickling_raises_systemexit_fails_only_its_future(ex: Any) -> None:
+    """Issue 14.1: SystemExit while unpickling a reply must not kill the dispatcher."""
+    with pytest.raises(unifex.SerializationError, match=r"could not be unpickled in the parent process.*SystemExit"):
+        ex.submit(return_exits_when_unpickled).result(timeout=30)
+    with pytest.raises(unifex.SerializationError, match="could not be unpickled in the parent process"):
+        list(ex.map(return_exits_when_unpickled, range(4), chunksize=2))
+    later = [ex.submit(tasks.square, i) for i in range(4)]
+    assert [f.result(timeout=30) for f in later] == [0, 1, 4, 9]
+    ex.close(wait=True)
+
+
+@pytest.mark.timeout(60)
 def test_exception_keeps_its_type_and_remote_traceback(ex: Any) -> None:
     with pytest.raises(Custom, match="mine") as info:
         ex.submit(raise_custom, "mine").result(timeout=30)
@@ -106,7 +148,7 @@ def test_exception_keeps_its_type_and_remote_traceback(ex: Any) -> None:
 @pytest.mark.timeout(60)
 def test_unpicklable_result_in_a_map_chunk_raises_at_its_position(ex: Any) -> None:
     got = []
-    with pytest.raises(unifex.SerializationError, match="map item 4"):
+    with pytest.raises(unifex.SerializationError, match="the result of map input item 4"):
         for value in ex.map(result_at, range(10), [4] * 10, chunksize=10):
             got.append(value)
     assert got == [0, 1, 2, 3]

@@ -58,3 +58,24 @@ def test_callback_added_after_done_runs_at_once(ex: Any) -> None:
     seen: list[Any] = []
     fut.add_done_callback(seen.append)
     assert seen == [fut]
+
+
+@pytest.mark.requires("concurrent")
+@pytest.mark.timeout(120)
+def test_callback_may_wait_on_another_future_of_the_same_executor(ex: Any) -> None:
+    """Issue 14.2: a callback blocking on another future of its executor must not
+    stall the executor (that future completes, close() returns)."""
+    gate = ex.Event()
+    other = ex.submit(tasks.wait_event_then, gate, "other", 60)
+    seen: list[Any] = []
+
+    def wait_for_other(_: Any) -> None:
+        gate.set()
+        seen.append(other.result(timeout=60))
+
+    first = ex.submit(tasks.square, 3)
+    first.add_done_callback(wait_for_other)
+    assert other.result(timeout=60) == "other"
+    ex.close(wait=True)
+    assert seen == ["other"]
+    assert first.result() == 9

@@ -16,6 +16,7 @@ EXPECTED = {
     "Executor",
     "ExecutorClosedError",
     "Future",
+    "LivelockError",
     "SerializationError",
     "TaskTimeoutError",
     "TerminatedError",
@@ -26,10 +27,14 @@ EXPECTED = {
     "as_completed",
     "backends",
     "executor",
+    "progress",
     "register_backend",
     "sleep",
     "wait",
+    "worker_state",
 }
+# the helper protocols (SPEC 4)
+EXPECTED |= {"ConditionLike", "EventLike", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike"}
 
 
 def test_all_is_exactly_the_public_names() -> None:

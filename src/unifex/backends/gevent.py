@@ -67,11 +67,12 @@ Design decisions:
 
 from __future__ import annotations
 
+import queue as _stdlib_queue
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Generic, TypeVar, final
 
 import gevent
 import gevent.event
@@ -83,12 +84,28 @@ from gevent.monkey import get_original
 from greenlet import getcurrent
 
 from .. import _wait
-from .._base import BaseExecutor, describe_call, fail_unfinished, stopped_error
+from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, stopped_error
 from .._errors import TaskTimeoutError
 from .._future import Future
+from .._helpers import (
+    Held,
+    bounded_call,
+    bounded_wait,
+    lock_timeout,
+    queue_maxsize,
+    queue_timeout,
+    release_count,
+    semaphore_timeout,
+    semaphore_value,
+    wait_timeout,
+)
+from .._protocols import RLockLike
 from .._shared import wait_for
+from .._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup
 
-__all__ = ["Condition", "GeventExecutor", "GeventWaitContext", "Lock", "RLock", "Semaphore", "BoundedSemaphore"]
+__all__ = ["BoundedSemaphore", "Condition", "Event", "GeventExecutor", "GeventWaitContext", "Lock", "Queue", "RLock", "Semaphore"]
+
+T = TypeVar("T")
 
 # The real OS thread id, even when unifex is imported after monkey patching
 # (patched ``get_ident`` returns a greenlet id).
@@ -243,15 +260,29 @@ class GeventExecutor(BaseExecutor):
     """Tasks as greenlets of a ``gevent.pool.Pool(size)`` on this thread's hub."""
 
     kind: ClassVar[str] = "gevent"
-    options: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[frozenset[str]] = COMMON_OPTIONS | WORKER_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "cooperative", "kill_running"})
 
     @classmethod
     def default_size(cls) -> int:
         return 100
 
-    def __init__(self, size: int | None = None) -> None:
-        super().__init__(size)
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        **common: Any,
+    ) -> None:
+        # A worker is one greenlet of the pool: it runs the initializer when it
+        # starts and keeps its worker_state() until it leaves. With worker options
+        # set, idle workers stay parked (up to ``size``) instead of exiting, so the
+        # initializer runs once per worker, not once per burst of work.
+        self._setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        super().__init__(size, **common)
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
         self._ident = _get_ident()
@@ -320,12 +351,18 @@ class GeventExecutor(BaseExecutor):
         idle = self._idle
         hub = self._hub
         me = getcurrent()
+        life = WorkerLife(self._setup, self.kind)
+        life.begin(me)  # worker_state() of this greenlet, and the initializer
+        plain = self._setup.plain
+        keep_idle = _KEEP_IDLE if plain else self.size
+        finalize = False  # only a worker that leaves in order runs the finalizer
         try:
             while True:
                 try:
                     fut, fn, args, kwargs, timeout = pending.popleft()
                 except IndexError:
-                    if self._state or len(idle) >= _KEEP_IDLE:
+                    if self._state or len(idle) >= keep_idle:
+                        finalize = True
                         return
                     idle.append(me)
                     try:
@@ -335,8 +372,12 @@ class GeventExecutor(BaseExecutor):
                             idle.remove(me)
                         raise
                     if not go:
+                        finalize = True
                         return
                     self._unclaimed -= 1
+                    continue
+                if not plain and not life.take(fut):
+                    del fut, fn, args, kwargs
                     continue
                 if not fut.set_running_or_notify_cancel():
                     del fut, fn, args, kwargs
@@ -357,8 +398,25 @@ class GeventExecutor(BaseExecutor):
                         del result
                 del running[me]
                 del fut, fn, args, kwargs  # a parked worker holds no task, args or result
+                if not plain and life.spent:
+                    finalize = True
+                    self._replace_worker(me, life)
+                    return
         finally:
             running.pop(me, None)
+            life.end(finalize)
+
+    def _replace_worker(self, me: Any, life: WorkerLife) -> None:
+        """``max_tasks_per_worker``: run the finalizer, then leave the pool and
+        start a new worker if tasks are queued (the leaving greenlet would hold
+        its slot until it is dead)."""
+        life.end()
+        life.setup = WorkerSetup()  # the finally of _work only unbinds now
+        self._pool.discard(me)
+        if self._closing:
+            self._check_drained()
+        if self._pending and len(self._workers) < self.size:
+            self._spawn()
 
     def _run_timed(
         self, me: Any, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float
@@ -385,6 +443,19 @@ class GeventExecutor(BaseExecutor):
                 fut.try_set_result(result)
         finally:
             timer.close()
+
+    def _call_later(self, delay: float, fn: Callable[[Any], object]) -> None:
+        # a retry's backoff: a libev timer in the hub thread, the base timer thread elsewhere
+        if not self._in_hub_thread():
+            super()._call_later(delay, fn)
+            return
+        timer = self._loop.timer(delay)
+        timer.start(self._call_now, timer, fn)
+
+    @staticmethod
+    def _call_now(timer: Any, fn: Callable[[Any], object]) -> None:
+        timer.close()
+        fn(None)
 
     @staticmethod
     def _timeout_error(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> TaskTimeoutError:
@@ -527,51 +598,48 @@ class GeventExecutor(BaseExecutor):
     def RLock(self) -> RLock:
         return RLock()
 
-    def Event(self) -> Any:
-        return gevent.event.Event()
+    def Event(self) -> Event:
+        return Event()
 
-    def Semaphore(self, n: int = 1) -> Semaphore:
-        return Semaphore(n)
+    def Semaphore(self, value: int = 1) -> Semaphore:
+        return Semaphore(value)
 
-    def BoundedSemaphore(self, n: int = 1) -> BoundedSemaphore:
-        return BoundedSemaphore(n)
+    def BoundedSemaphore(self, value: int = 1) -> BoundedSemaphore:
+        return BoundedSemaphore(value)
 
-    def Condition(self, lock: Any = None) -> Condition:
+    def Condition(self, lock: RLockLike | None = None) -> Condition:
         return Condition(lock)
 
-    def Queue(self, maxsize: int = 0) -> Any:
-        # gevent raises the stdlib queue.Empty / queue.Full; maxsize <= 0 is unbounded.
-        return gevent.queue.JoinableQueue(maxsize if maxsize > 0 else None)
+    def Queue(self, maxsize: int = 0) -> Queue[Any]:
+        return Queue(maxsize)
 
-    def dict(self, *args: Any, **kwargs: Any) -> Any:
+    def dict(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
         return dict(*args, **kwargs)
 
 
 # -- helpers: stdlib spelling over gevent primitives ----------------------------------
+# Arguments are checked by unifex._helpers.args and blocking waits go through
+# bounded_wait, as on every kind; gevent's own timeouts are in seconds or None.
 
 
-def _acquire_args(blocking: bool, timeout: float | None) -> float | None:
-    """Map the stdlib ``(blocking, timeout)`` (-1 or None: forever) to gevent's timeout."""
-    if timeout is None or timeout < 0:
-        if timeout is not None and timeout != -1:
-            raise ValueError(f"timeout value must be a non-negative number or -1, not {timeout!r}")
-        return None
-    if not blocking:
-        raise ValueError("can't specify a timeout for a non-blocking call")
-    return timeout
-
-
-class Lock:
+class Lock(Held):
     """``threading.Lock`` on a gevent semaphore: a blocking acquire yields to the hub."""
 
-    __slots__ = ("_sem",)
+    __slots__ = ("__weakref__", "_sem")
 
     def __init__(self) -> None:
         self._sem = gevent.lock.Semaphore(1)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        t = _acquire_args(blocking, timeout)
-        return bool(self._sem.acquire(blocking, t))
+        seconds = lock_timeout(blocking, timeout)
+        if self._sem.acquire(False):
+            return True
+        if seconds == 0.0:
+            return False
+        return bounded_wait(self._wait, seconds)
+
+    def _wait(self, seconds: float | None) -> bool:
+        return bool(self._sem.acquire(True, seconds))
 
     def release(self) -> None:
         if not self._sem.locked():
@@ -581,12 +649,6 @@ class Lock:
     def locked(self) -> bool:
         return bool(self._sem.locked())
 
-    def __enter__(self) -> bool:
-        return bool(self._sem.acquire())
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     # what Condition needs from its lock
     def _is_owned(self) -> bool:
         return bool(self._sem.locked())
@@ -595,54 +657,68 @@ class Lock:
         self.release()
 
     def _acquire_restore(self, _state: object) -> None:
-        self._sem.acquire()
+        self.acquire()
+
+    def _at_fork_reinit(self) -> None:
+        self._sem = gevent.lock.Semaphore(1)
 
     def __repr__(self) -> str:
-        return f"<unifex gevent Lock {'locked' if self.locked() else 'unlocked'}>"
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_gevent.Lock object at {id(self):#x}>"
 
 
-class RLock:
+class RLock(Held):
     """``threading.RLock`` on ``gevent.lock.RLock``: owned by a greenlet."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("__weakref__", "_lock")
 
     def __init__(self) -> None:
         self._lock = gevent.lock.RLock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        t = _acquire_args(blocking, timeout)
-        return bool(self._lock.acquire(blocking, t))
+        seconds = lock_timeout(blocking, timeout)
+        if self._lock.acquire(False):
+            return True
+        if seconds == 0.0:
+            return False
+        return bounded_wait(self._wait, seconds)
+
+    def _wait(self, seconds: float | None) -> bool:
+        return bool(self._lock.acquire(True, seconds))
 
     def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return bool(self._lock.acquire())
-
-    def __exit__(self, *exc: object) -> None:
+        if not self._lock._is_owned():
+            raise RuntimeError("cannot release un-acquired lock")
         self._lock.release()
 
     def _is_owned(self) -> bool:
         return bool(self._lock._is_owned())
 
     def _release_save(self) -> Any:
+        if not self._lock._is_owned():
+            raise RuntimeError("cannot release un-acquired lock")
         return self._lock._release_save()
 
     def _acquire_restore(self, state: Any) -> None:
         self._lock._acquire_restore(state)
 
+    def _recursion_count(self) -> int:
+        return int(self._lock._count) if self._lock._is_owned() else 0
+
+    def _at_fork_reinit(self) -> None:
+        self._lock = gevent.lock.RLock()
+
     def __repr__(self) -> str:
-        return "<unifex gevent RLock>"
+        owned = self._lock._owner is not None
+        return f"<{'locked' if owned else 'unlocked'} unifex_gevent.RLock object count={self._lock._count} at {id(self):#x}>"
 
 
-class Semaphore:
+class Semaphore(Held):
     """``threading.Semaphore`` on ``gevent.lock.Semaphore``."""
 
-    __slots__ = ("_sem",)
+    __slots__ = ("__weakref__", "_sem", "_value")
 
     def __init__(self, value: int = 1) -> None:
-        if value < 0:
-            raise ValueError(f"semaphore initial value must be >= 0, not {value!r}")
+        self._value = semaphore_value(value)
         self._sem = self._make(value)
 
     @staticmethod
@@ -650,24 +726,22 @@ class Semaphore:
         return gevent.lock.Semaphore(value)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        if not blocking and timeout is not None:
-            raise ValueError("can't specify timeout for non-blocking acquire")
-        return bool(self._sem.acquire(blocking, None if timeout is None else max(timeout, 0.0)))
+        seconds = semaphore_timeout(blocking, timeout)
+        if self._sem.acquire(False):
+            return True
+        if seconds == 0.0:
+            return False
+        return bounded_wait(self._wait, seconds)
+
+    def _wait(self, seconds: float | None) -> bool:
+        return bool(self._sem.acquire(True, seconds))
 
     def release(self, n: int = 1) -> None:
-        if n < 1:
-            raise ValueError(f"n must be one or more, not {n!r}")
-        for _ in range(n):
+        for _ in range(release_count(n)):
             self._sem.release()
 
-    def __enter__(self) -> bool:
-        return bool(self._sem.acquire())
-
-    def __exit__(self, *exc: object) -> None:
-        self._sem.release()
-
     def __repr__(self) -> str:
-        return f"<unifex gevent {type(self).__name__} value={self._sem.counter}>"
+        return f"<unifex_gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
 
 
 class BoundedSemaphore(Semaphore):
@@ -678,6 +752,45 @@ class BoundedSemaphore(Semaphore):
     @staticmethod
     def _make(value: int) -> Any:
         return gevent.lock.BoundedSemaphore(value)
+
+    def release(self, n: int = 1) -> None:
+        n = release_count(n)
+        if self._sem.counter + n > self._value:
+            raise ValueError("Semaphore released too many times")
+        for _ in range(n):
+            self._sem.release()
+
+    def __repr__(self) -> str:
+        return f"<unifex_gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
+
+
+class Event:
+    """``threading.Event`` on ``gevent.event.Event``."""
+
+    __slots__ = ("__weakref__", "_event")
+
+    def __init__(self) -> None:
+        self._event = gevent.event.Event()
+
+    def is_set(self) -> bool:
+        return bool(self._event.is_set())
+
+    isSet = is_set
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        seconds = wait_timeout(timeout)
+        if self._event.is_set():
+            return True
+        return bounded_wait(self._event.wait, seconds)
+
+    def __repr__(self) -> str:
+        return f"<unifex_gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition:
@@ -697,7 +810,7 @@ class Condition:
         return self._lock.__exit__(*exc)
 
     def __repr__(self) -> str:
-        return f"<unifex gevent Condition({self._lock!r}, {len(self._waiters)} waiting)>"
+        return f"<unifex_gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
 
     def _is_owned(self) -> bool:
         check = getattr(self._lock, "_is_owned", None)
@@ -723,6 +836,7 @@ class Condition:
             self._lock.acquire()
 
     def wait(self, timeout: float | None = None) -> bool:
+        seconds = wait_timeout(timeout)
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         event = gevent.event.Event()
@@ -730,7 +844,7 @@ class Condition:
         state = self._release_save()
         notified = False
         try:
-            notified = bool(event.wait(None if timeout is None else max(timeout, 0.0)))
+            notified = bounded_wait(event.wait, seconds)
             return notified
         finally:
             self._acquire_restore(state)
@@ -740,8 +854,8 @@ class Condition:
                 except ValueError:
                     pass
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
-        return wait_for(self, predicate, timeout)
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        return wait_for(self, predicate, timeout)  # type: ignore[no-any-return]
 
     def notify(self, n: int = 1) -> None:
         if not self._is_owned():
@@ -753,3 +867,57 @@ class Condition:
 
     def notify_all(self) -> None:
         self.notify(len(self._waiters))
+
+
+class Queue(Generic[T]):
+    """``queue.Queue`` on ``gevent.queue.JoinableQueue`` (which raises the
+    stdlib's ``queue.Empty`` / ``queue.Full``)."""
+
+    __slots__ = ("__weakref__", "_q")
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._q = gevent.queue.JoinableQueue(queue_maxsize(maxsize) or None)
+
+    @property
+    def maxsize(self) -> int:
+        return int(self._q.maxsize or 0)
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:
+        self._q.maxsize = queue_maxsize(value) or None
+
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        seconds = queue_timeout(block, timeout)
+        if not block:
+            return self._q.put(item, False)  # type: ignore[no-any-return]
+        return bounded_call(lambda s: self._q.put(item, True, s), seconds, _stdlib_queue.Full)  # type: ignore[no-any-return]
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        seconds = queue_timeout(block, timeout)
+        if not block:
+            return self._q.get(False)  # type: ignore[no-any-return]
+        return bounded_call(lambda s: self._q.get(True, s), seconds, _stdlib_queue.Empty)  # type: ignore[no-any-return]
+
+    def put_nowait(self, item: T) -> None:
+        self.put(item, False)
+
+    def get_nowait(self) -> T:
+        return self.get(False)
+
+    def qsize(self) -> int:
+        return int(self._q.qsize())
+
+    def empty(self) -> bool:
+        return bool(self._q.empty())
+
+    def full(self) -> bool:
+        return bool(self._q.full())
+
+    def task_done(self) -> None:
+        self._q.task_done()
+
+    def join(self, timeout: float | None = None) -> None:
+        bounded_wait(self._q.join, wait_timeout(timeout))
+
+    def __repr__(self) -> str:
+        return f"<unifex_gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"

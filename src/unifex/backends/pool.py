@@ -22,8 +22,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
 
-from .._base import BaseExecutor, fail_unfinished, run_task
+from .._base import COMMON_OPTIONS, BaseExecutor, fail_unfinished, run_task
 from .._future import Future
+from .._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup
 
 __all__ = ["ElasticPoolExecutor"]
 
@@ -35,13 +36,24 @@ class ElasticPoolExecutor(BaseExecutor):
     """An elastic thread pool: grows on demand, reuses idle workers, shrinks."""
 
     kind: ClassVar[str] = "pool"
-    options: ClassVar[frozenset[str]] = frozenset({"idle_timeout"})
+    options: ClassVar[frozenset[str]] = frozenset({"idle_timeout"}) | COMMON_OPTIONS | WORKER_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "threads"})
 
-    def __init__(self, size: int | None = None, *, idle_timeout: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        idle_timeout: float | None = 60.0,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        **common: Any,
+    ) -> None:
         if idle_timeout is not None and (isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or idle_timeout <= 0):
             raise ValueError(f"idle_timeout must be a positive number of seconds or None (never shrink), not {idle_timeout!r}")
-        super().__init__(size)
+        self._setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        super().__init__(size, **common)
         self.idle_timeout = idle_timeout
         # what the workers share; they hold no reference to the executor, so one
         # dropped without close() is collected and its workers stop
@@ -74,7 +86,9 @@ class ElasticPoolExecutor(BaseExecutor):
     def _start_worker(self) -> None:
         slot: list[Future[Any] | None] = [None]
         self._created += 1
-        thread = threading.Thread(target=_work, args=(self._s, slot, weakref.ref(self)), name=f"unifex-pool-{self._created}", daemon=True)
+        thread = threading.Thread(
+            target=_work, args=(self._s, slot, weakref.ref(self), self._setup, self.kind), name=f"unifex-pool-{self._created}", daemon=True
+        )
         self._workers[thread] = slot
         thread.start()
 
@@ -125,10 +139,16 @@ class _PoolState:
         self.stopping = False
 
 
-def _work(s: _PoolState, slot: list[Future[Any] | None], wex: weakref.ref[ElasticPoolExecutor]) -> None:
+def _work(s: _PoolState, slot: list[Future[Any] | None], wex: weakref.ref[ElasticPoolExecutor], setup: WorkerSetup, kind: str) -> None:
+    """A worker: take tasks FIFO, shrink after ``idle_timeout``; with a task
+    limit, hand its place to a new worker once it is spent. It holds no
+    reference to its executor between tasks."""
     cond = s.cond
     tasks = s.tasks
     me = threading.current_thread()
+    life = WorkerLife(setup, kind)
+    life.begin()  # worker_state() of this thread, and the initializer
+    plain = setup.plain
     cond.acquire()
     try:
         while True:
@@ -147,20 +167,33 @@ def _work(s: _PoolState, slot: list[Future[Any] | None], wex: weakref.ref[Elasti
             slot[0] = item[0]
             cond.release()
             try:
-                if item[4] is None:
-                    run_task(item, None)
-                else:
-                    ex = wex()  # alive: the task's future refers to it
-                    run_task(item, ex._timer if ex is not None else None)
-                    del ex
+                if plain or life.take(item[0]):
+                    if item[4] is None:
+                        run_task(item, None)
+                    else:
+                        ex = wex()  # alive: the task's future refers to it
+                        run_task(item, ex._timer if ex is not None else None)
+                        del ex
             finally:
                 del item
                 slot[0] = None
                 cond.acquire()
+            if not plain and life.spent:
+                return
     finally:
-        del s.workers[me]
-        cond.notify_all()  # close(wait=True) waits for the last worker on this condition
         cond.release()
+        try:
+            life.end()  # the finalizer runs outside the lock
+        finally:
+            cond.acquire()
+            del s.workers[me]
+            if life.spent and tasks:
+                ex = wex()
+                if ex is not None and len(s.workers) < ex.size:
+                    ex._start_worker()  # replaced: queued tasks (or a stop sentinel) wait for it
+                del ex
+            cond.notify_all()  # close(wait=True) waits for the last worker on this condition
+            cond.release()
 
 
 def _stop_workers(s: _PoolState) -> None:

@@ -23,7 +23,18 @@ results as a table, JSON or a bar chart).
 
 from __future__ import annotations
 
-from .report import Cell, Column, PlotUnavailableError, Report, markdown_table, plot, render_table, require_matplotlib
+from .report import (
+    Cell,
+    Column,
+    PlotUnavailableError,
+    Report,
+    figure,
+    markdown_table,
+    plot,
+    render_table,
+    render_tables,
+    require_matplotlib,
+)
 from .runner import ProgressFn, machine_info, plan, run, total_steps
 from .subjects import (
     FAMILIES,
@@ -61,6 +72,7 @@ __all__ = (
     "available_workloads",
     "env_quick",
     "family_of",
+    "figure",
     "machine_info",
     "markdown_table",
     "open_family",
@@ -69,6 +81,7 @@ __all__ = (
     "plot",
     "raw_supports",
     "render_table",
+    "render_tables",
     "require_matplotlib",
     "run",
     "total_steps",

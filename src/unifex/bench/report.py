@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,10 @@ __all__ = [
     "machine_line",
     "markdown_table",
     "plot",
+    "figure",
+    "ratio_texts",
     "render_table",
+    "render_tables",
     "require_matplotlib",
 ]
 
@@ -167,24 +171,26 @@ def format_ratio(ratio: float) -> str:
     return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
 
 
-def cell_text(report: Report, kind: str, workload: str, limit: int = 48) -> str:
-    """``29.1 µs`` over ``x1.05 TPE`` (with a multiplication sign); or the error, cut short."""
+def ratio_texts(report: Report, kind: str, workload: str) -> list[str]:
+    """``x0.80 TPE`` (with a multiplication sign) for each raw library ``kind`` is compared with."""
+    out = []
+    for raw in report.kinds[kind].raws:
+        ratio = report.ratio(kind, raw, workload)
+        if ratio is not None:
+            out.append(f"{TIMES}{format_ratio(ratio)} {RAW[raw].label}")
+    return out
+
+
+def cell_text(report: Report, kind: str, workload: str, sep: str = " · ", limit: int = 48) -> str:
+    """``29.1 µs`` over ``x1.05 TPE`` (ratios joined by ``sep``); or the error, cut short."""
     column = report.kinds[kind]
     value = report.value(column, workload)
     if value is None:
         cell = column.cells.get(workload)
         error = (cell.error if cell is not None else None) or column.error or "no result"
         return "error: " + (error if len(error) <= limit else error[: limit - 1] + "…")
-    w = by_name(workload)
-    lines = [format_value(value, w.unit)]
-    ratios = []
-    for raw in column.raws:
-        ratio = report.ratio(kind, raw, workload)
-        if ratio is not None:
-            ratios.append(f"{TIMES}{format_ratio(ratio)} {RAW[raw].label}")
-    if ratios:
-        lines.append(" · ".join(ratios))
-    return "\n".join(lines)
+    ratios = ratio_texts(report, kind, workload)
+    return format_value(value, by_name(workload).unit) + ("\n" + sep.join(ratios) if ratios else "")
 
 
 def machine_line(machine: dict[str, Any]) -> str:
@@ -198,31 +204,110 @@ def machine_line(machine: dict[str, Any]) -> str:
     return text
 
 
-def render_table(report: Report) -> Any:
-    """The report as one ``rich`` table: rows workloads, columns kinds."""
-    from rich.table import Table
-
-    mode = "quick run" if report.quick else "full run"
-    table = Table(
-        title=f"unifex bench ({mode}, {report.elapsed:.0f} s)",
-        caption=(
-            f"median of the rounds; {TIMES}R = unifex time ÷ raw library time for the same work, side by side "
-            "(below 1.00: unifex faster). "
-            + "; ".join(f"{RAW[r].label} = {RAW[r].title}" for r in dict.fromkeys(r for raws in report.raws.values() for r in raws))
-            + f".\nMachine: {machine_line(report.machine)}"
-        ),
-        show_lines=True,
+def _caption(report: Report) -> str:
+    raws = dict.fromkeys(r for family in report.raws.values() for r in family)
+    text = (
+        f"Median of the rounds. {TIMES}R = unifex time ÷ raw library time for the same work, side by side "
+        "(below 1.00: unifex faster). " + "; ".join(f"{RAW[r].label} = {RAW[r].title}" for r in raws) + "."
     )
-    table.add_column("workload", style="bold")
-    for kind, column in report.kinds.items():
-        size = f" (size {column.size})" if column.size is not None else ""
-        table.add_column(f"{kind}{size}", justify="right")
+    if report.skipped:
+        text += " Not measured: " + "; ".join(f"{name} ({why})" for name, why in report.skipped.items()) + "."
+    return text + f"\nMachine: {machine_line(report.machine)}"
+
+
+def _grid(report: Report, kinds: Sequence[str]) -> list[list[str]]:
+    """The table's text as rows of markup strings, the header row first."""
+    header = ["workload"]
+    for kind in kinds:
+        size = report.kinds[kind].size
+        header.append(kind if size is None else f"{kind}\n[dim]size {size}[/dim]")
+    rows = [header]
     first = next(iter(report.params.values()), None)
     for w in report.workloads:
         label = w.describe(first) if first is not None else w.name
         better = "higher" if w.higher_is_better else "lower"
-        table.add_row(f"{label}\n[dim]{w.unit}, {better} is better[/dim]", *(cell_text(report, k, w.name) for k in report.kinds))
+        # one ratio a line keeps the columns narrow: seven kinds fit in 100 columns in two tables
+        rows.append([f"{label}\n[dim]{w.unit}, {better} is better[/dim]", *(cell_text(report, k, w.name, sep="\n") for k in kinds)])
+    return rows
+
+
+#: each column's left and right padding; the borders take one more column each, plus one
+_PAD = 2
+
+
+def _spans(console: Any, grid: list[list[str]]) -> tuple[list[int], list[int]]:
+    """Each column's narrowest width and its widest useful one. The workload
+    column may wrap between words; a kind's lines stay whole (``10,773 µs``,
+    ``x0.24 mp.Pool``), so its narrowest is its longest line."""
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    lows, highs = [], []
+    for i, column in enumerate(zip(*grid, strict=True)):
+        spans = [Measurement.get(console, console.options, Text.from_markup(cell)) for cell in column]
+        highs.append(max(m.maximum for m in spans) + _PAD)
+        lows.append(max(m.minimum for m in spans) + _PAD if i == 0 else highs[-1])
+    return lows, highs
+
+
+def _fit(lows: list[int], highs: list[int], room: int) -> list[int]:
+    """Widths that sum to at most ``room``: the widest columns give way first,
+    none below its narrowest (rich's own squeeze would cut words instead)."""
+    if sum(highs) <= room:
+        return highs
+    lo, hi = 0, max(highs)
+    while lo < hi:  # the highest cap on the widths that still fits
+        cap = (lo + hi + 1) // 2
+        if sum(max(a, min(b, cap)) for a, b in zip(lows, highs, strict=True)) <= room:
+            lo = cap
+        else:
+            hi = cap - 1
+    return [max(a, min(b, lo)) for a, b in zip(lows, highs, strict=True)]
+
+
+def _table(grid: list[list[str]], widths: list[int] | None, title: str | None, caption: str | None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, caption_justify="left", show_lines=True)
+    for i, head in enumerate(grid[0]):
+        width = None if widths is None else widths[i] - _PAD
+        table.add_column(head, style="bold" if i == 0 else None, justify="left" if i == 0 else "right", width=width)
+    for row in grid[1:]:
+        table.add_row(*row)
     return table
+
+
+def render_tables(report: Report, width: int | None = None) -> list[Any]:
+    """The report as ``rich`` tables (rows workloads, columns kinds): one table,
+    or, where ``width`` columns cannot hold every kind without cutting a word,
+    the kinds split over as few tables as fit, each with the workload column."""
+    mode = "quick run" if report.quick else "full run"
+    title = f"unifex bench ({mode}, {report.elapsed:.0f} s)"
+    kinds = list(report.kinds)
+    if width is None:
+        return [_table(_grid(report, kinds), None, title, _caption(report))]
+    from rich.console import Console
+
+    console = Console(width=width)
+    layout: list[tuple[list[list[str]], list[int] | None]] = []
+    for n in range(1, max(1, len(kinds)) + 1):
+        size = math.ceil(len(kinds) / n) or 1
+        grids = [_grid(report, kinds[i : i + size]) for i in range(0, max(1, len(kinds)), size)]
+        spans = [_spans(console, grid) for grid in grids]
+        rooms = [width - len(grid[0]) - 1 for grid in grids]  # less the borders
+        layout = [(grid, _fit(lows, highs, room)) for grid, (lows, highs), room in zip(grids, spans, rooms, strict=True)]
+        if all(sum(lows) <= room for (lows, _), room in zip(spans, rooms, strict=True)):
+            break
+    else:
+        # not even one kind beside the workload column fits: let rich squeeze
+        layout = [(grid, None) for grid, _ in layout]
+    last = len(layout) - 1
+    return [_table(grid, widths, title if i == 0 else None, _caption(report) if i == last else None) for i, (grid, widths) in enumerate(layout)]
+
+
+def render_table(report: Report) -> Any:
+    """The report as one ``rich`` table, however wide."""
+    return render_tables(report)[0]
 
 
 def markdown_table(report: Report) -> str:
@@ -250,43 +335,81 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def plot(report: Report, path: str) -> None:
-    """A bar chart of the table: one panel per workload, each kind's bar beside
-    its raw library's (hatched), on a log scale."""
+def figure(report: Report) -> Any:
+    """The table as a matplotlib ``Figure``: one panel per workload, one bar per
+    kind (blue) followed by one per raw library it wraps (grey, hatched, named
+    beside it), on a linear axis from zero; each bar carries its value and each
+    raw library's bar the ratio of the kind above it to that library."""
     require_matplotlib()
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = list(report.kinds)
+    workloads = report.workloads
     cols = 2
-    rows = math.ceil(len(WORKLOADS) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.2 * rows), squeeze=False)
+    rows = max(1, math.ceil(len(workloads) / cols))
+    bars = sum(1 + sum(1 for raw in c.raws if report.raws.get(c.family, {}).get(raw) is not None) for c in report.kinds.values())
+    fig = Figure(figsize=(8 * cols, rows * (1.2 + 0.28 * bars)), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     first = next(iter(report.params.values()))
-    for ax, w in zip(axes.flat, WORKLOADS, strict=False):
-        xs, mine, theirs = [], [], []
-        for i, kind in enumerate(kinds):
-            xs.append(i)
-            mine.append(report.value(report.kinds[kind], w.name) or 0.0)
-            column = report.kinds[kind]
-            raw_column = report.raws.get(column.family, {}).get(column.raws[0]) if column.raws else None
-            raw_value = report.value(raw_column, w.name) if raw_column is not None else None
-            theirs.append(raw_value or 0.0)
-        width = 0.4
-        ax.bar([x - width / 2 for x in xs], mine, width, label="unifex", color="#3b75af")
-        ax.bar([x + width / 2 for x in xs], theirs, width, label="raw library", color="#c8c8c8", hatch="//", edgecolor="#777777")
-        ax.set_xticks(xs)
-        ax.set_xticklabels(kinds)
-        if any(v > 0 for v in mine + theirs):
-            ax.set_yscale("log")
-        better = "higher" if w.higher_is_better else "lower"
-        ax.set_title(f"{w.describe(first)}\n{w.unit}, {better} is better", fontsize=9)
-        ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[len(WORKLOADS) :]:
+    for ax, w in zip(axes.flat, workloads, strict=False):
+        _panel(ax, report, w, first)
+    for ax in list(axes.flat)[len(workloads) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"unifex bench: {machine_line(report.machine)}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.suptitle(
+        f"unifex bench ({'quick' if report.quick else 'full'} run): unifex kinds (blue) beside the raw library each wraps (grey).\n"
+        f"{TIMES}R on a raw library's bar = the kind above ÷ that library, in time for the same work (below 1: unifex faster).\n"
+        f"{machine_line(report.machine)}",
+        fontsize=9,
+    )
+    return fig
+
+
+def _panel(ax: Any, report: Report, w: Workload, p: Params) -> None:
+    labels: list[str] = []
+    values: list[float] = []
+    texts: list[str] = []
+    raw_rows: list[bool] = []
+    for kind, column in report.kinds.items():
+        value = report.value(column, w.name)
+        labels.append(kind)
+        values.append(value or 0.0)
+        texts.append(format_value(value, w.unit) if value is not None else cell_text(report, kind, w.name))
+        raw_rows.append(False)
+        for raw in column.raws:
+            raw_column = report.raws.get(column.family, {}).get(raw)
+            raw_value = None if raw_column is None else report.value(raw_column, w.name)
+            if raw_value is None:
+                continue  # that library has no idiom for this workload, or it failed (the table says why)
+            ratio = report.ratio(kind, raw, w.name)
+            labels.append(RAW[raw].label)
+            values.append(raw_value)
+            texts.append(format_value(raw_value, w.unit) + ("" if ratio is None else f"   {kind} {TIMES}{format_ratio(ratio)}"))
+            raw_rows.append(True)
+    ys = list(range(len(labels)))
+    colors = ["#c8c8c8" if is_raw else "#3b75af" for is_raw in raw_rows]
+    container = ax.barh(ys, values, color=colors, edgecolor=["#777777" if is_raw else "#3b75af" for is_raw in raw_rows])
+    for patch, is_raw in zip(container.patches, raw_rows, strict=True):
+        if is_raw:
+            patch.set_hatch("//")
+    ax.bar_label(container, labels=texts, padding=3, fontsize=7)
+    ax.set_yticks(ys, labels)
+    for tick, is_raw in zip(ax.get_yticklabels(), raw_rows, strict=True):
+        tick.set_color("#555555" if is_raw else "black")
+        tick.set_fontweight("normal" if is_raw else "bold")
+    ax.invert_yaxis()  # the first kind on top, its raw libraries under it
+    ax.set_xscale("linear")
+    from matplotlib.ticker import EngFormatter, StrMethodFormatter
+
+    # 2M rather than 0.2 with an "x 1e7" in the corner; times as plain numbers, 20,000
+    ax.xaxis.set_major_formatter(EngFormatter(sep="") if w.metric == "rate" else StrMethodFormatter("{x:,g}"))
+    top = max(values, default=0.0)
+    # room on the right for the longest label; a linear axis from zero, so bar lengths compare
+    ax.set_xlim(0, top * 1.6 if top > 0 else 1.0)
+    better = "higher" if w.higher_is_better else "lower"
+    ax.set_title(f"{w.describe(p)}\n{w.unit}, {better} is better", fontsize=9)
+    ax.set_xlabel(w.unit, fontsize=8)
+    ax.tick_params(labelsize=8)
+
+
+def plot(report: Report, path: str) -> None:
+    """Save ``figure(report)`` to ``path`` (PNG, or any format matplotlib knows by the extension)."""
+    figure(report).savefig(path, dpi=110)

@@ -47,7 +47,16 @@ import attrs
 
 from .._registry import backends, get_factory
 
-__all__ = ["CAPABILITIES", "TEST_CONFIGURATIONS", "KindConfig", "configurations", "register_configurations", "wait_until"]
+__all__ = [
+    "CAPABILITIES",
+    "TEST_CONFIGURATIONS",
+    "KindConfig",
+    "configurations",
+    "explore",
+    "register_configurations",
+    "replay",
+    "wait_until",
+]
 
 CAPABILITIES = frozenset({"concurrent", "threads", "processes", "cooperative", "kill_running", "isolated_crash", "deterministic", "remote"})
 
@@ -74,19 +83,28 @@ def _greenlet_configurations() -> Variants:
     return [("greenlet", {}), ("greenlet-seed", {"seed": 20240601})]
 
 
-#: kind -> a function returning ``[(id, options), ...]``: the option sets the
-#: conformance suite tests that kind under (one entry per kind, so a kind is
-#: found in one place). Kinds without an entry use their factory's
-#: ``test_configurations()``, else one configuration with no options.
+def _process_configurations() -> Variants:
+    # every start method this platform has: each starts workers its own way
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
+
+
 def _dask_configurations() -> Variants:
     from . import dask_cluster
 
     return dask_cluster.configurations()
 
 
+#: kind -> a function returning ``[(id, options), ...]``: the option sets the
+#: conformance suite tests that kind under (one entry per kind, so a kind is
+#: found in one place). Kinds without an entry use their factory's
+#: ``test_configurations()``, else one configuration with no options.
 TEST_CONFIGURATIONS: dict[str, Callable[[], Variants]] = {
     "greenlet": _greenlet_configurations,
     "dask": _dask_configurations,
+    "process": _process_configurations,
 }
 
 
@@ -129,3 +147,14 @@ def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.005) -
             return False
         unifex.sleep(interval)
     return True
+
+
+try:  # schedule exploration runs on the greenlet kind
+    from .explore import explore, replay
+except ImportError as _missing:  # pragma: no cover - greenlet not installed
+    _reason = str(_missing)
+
+    def explore(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        raise ImportError(f"unifex.testing.explore needs the greenlet package ({_reason}); install it with: pip install 'unifex[gevent]'")
+
+    replay = explore  # type: ignore[assignment]

@@ -8,10 +8,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
 
+from greenlet import getcurrent
+
 from ... import _wait
-from ..._base import BaseExecutor, stopped_error, terminated_error
+from ..._base import COMMON_OPTIONS, BaseExecutor, stopped_error, terminated_error
 from ..._errors import DeadlockError
 from ..._future import Future
+from ..._protocols import RLockLike
+from ..._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup, bind_state, register_state_lookup, unbind_state
 from .helpers import (
     GreenletBoundedSemaphore,
     GreenletCondition,
@@ -43,11 +47,27 @@ class GreenletExecutor(BaseExecutor):
     """Tasks as plain greenlets on a deterministic scheduler in the calling thread."""
 
     kind: ClassVar[str] = "greenlet"
-    options: ClassVar[frozenset[str]] = frozenset({"seed", "clock"})
+    options: ClassVar[frozenset[str]] = frozenset({"seed", "clock"}) | COMMON_OPTIONS | WORKER_OPTIONS
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "cooperative", "kill_running", "deterministic"})
 
-    def __init__(self, size: int | None = None, *, seed: int | None = None, clock: str = "real") -> None:
-        super().__init__(size)
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        seed: int | None = None,
+        clock: str = "real",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        **common: Any,
+    ) -> None:
+        # A worker is a worker greenlet of the scheduler as this executor uses it:
+        # its worker_state() and initializer are made at the first task of this
+        # executor it runs; with a task limit it starts afresh once spent.
+        self._setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        self._lives: dict[Any, WorkerLife] = {}  # worker greenlet -> its life for this executor
+        super().__init__(size, **common)
         seed = _check_seed(seed)
         clock = _check_clock(clock)
         self._loop = _Loop.for_this_thread(seed, clock)
@@ -80,12 +100,15 @@ class GreenletExecutor(BaseExecutor):
     def _dispatch(
         self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None
     ) -> None:
+        if not self._setup.plain:
+            fn = _InWorker(self, fn, fut)
         task = _Task(self, fut, fn, args, kwargs, timeout)
         loop = self._loop
         if _get_ident() == loop.ident:
             self._accept(task)
         else:
-            self._posted += 1
+            with self._state_lock:  # submits from several threads at once count up here
+                self._posted += 1
             loop.post(self._accept_posted, task)
 
     def _accept_posted(self, task: _Task) -> None:
@@ -138,9 +161,51 @@ class GreenletExecutor(BaseExecutor):
         return not self._active and not self._pending and not self._posted
 
     def _unregister(self) -> None:
+        if self._lives:
+            self._end_lives()
         loop = self._loop
         if loop.executors.pop(self, 0) is None and not loop.executors:
             loop.retire()
+
+    # -- workers (docs/lifecycle.md) ---------------------------------------------------
+
+    def _life(self, g: Any) -> WorkerLife:
+        """The life of worker greenlet ``g`` for this executor, begun (initializer
+        run) at its first task, and begun afresh once spent."""
+        life = self._lives.get(g)
+        if life is not None and life.spent:
+            self._end_life(g, life)
+            life = None
+        if life is None:
+            life = self._lives[g] = WorkerLife(self._setup, self.kind)
+            life.begin(g)
+            unbind_state(life.previous, g)  # bound only while one of our tasks runs
+        return life
+
+    def _end_life(self, g: Any, life: WorkerLife) -> None:
+        del self._lives[g]
+        life.previous = bind_state(life.state, g)
+        life.greenlet = g
+        life.end()
+
+    def _end_lives(self) -> None:
+        """At close: every worker's finalizer, in the closing greenlet with that
+        worker's state."""
+        me = getcurrent()
+        lives = list(self._lives.values())
+        self._lives.clear()
+        for life in lives:
+            life.previous = bind_state(life.state, me)
+            life.greenlet = me
+            life.end()
+
+    def _call_later(self, delay: float, fn: Callable[[Any], object]) -> None:
+        # a retry's backoff on the scheduler's clock: the virtual clock skips it
+        loop = self._loop
+        if _get_ident() == loop.ident:
+            loop.call_at(loop.now() + delay, fn, None)
+        else:
+            loop.post(lambda _: loop.call_at(loop.now() + delay, fn, None), None)
 
     # -- close and terminate -----------------------------------------------------------
 
@@ -220,23 +285,65 @@ class GreenletExecutor(BaseExecutor):
 
     # -- helpers (section 4 of the contract) -------------------------------------------
 
-    def Lock(self) -> Any:
+    def Lock(self) -> GreenletLock:
         return GreenletLock(self)
 
-    def RLock(self) -> Any:
+    def RLock(self) -> GreenletRLock:
         return GreenletRLock(self)
 
-    def Event(self) -> Any:
+    def Event(self) -> GreenletEvent:
         return GreenletEvent(self)
 
-    def Semaphore(self, n: int = 1) -> Any:
-        return GreenletSemaphore(self, n)
+    def Semaphore(self, value: int = 1) -> GreenletSemaphore:
+        return GreenletSemaphore(self, value)
 
-    def BoundedSemaphore(self, n: int = 1) -> Any:
-        return GreenletBoundedSemaphore(self, n)
+    def BoundedSemaphore(self, value: int = 1) -> GreenletBoundedSemaphore:
+        return GreenletBoundedSemaphore(self, value)
 
-    def Condition(self, lock: Any = None) -> Any:
+    def Condition(self, lock: RLockLike | None = None) -> GreenletCondition:
         return GreenletCondition(self, lock)
 
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0) -> GreenletQueue:
         return GreenletQueue(self, maxsize)
+
+
+class _InWorker:
+    """A task's function with worker options set: counts the task on its worker,
+    fails it with the initializer's error, binds the worker's state while it runs."""
+
+    __slots__ = ("__qualname__", "ex", "fn", "fut")
+
+    def __init__(self, ex: GreenletExecutor, fn: Callable[..., Any], fut: Future[Any]) -> None:
+        self.ex = ex
+        self.fn = fn
+        self.fut = fut
+        self.__qualname__ = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        g = getcurrent()
+        life = self.ex._life(g)
+        life.done += 1
+        if life.init_error is not None:
+            raise life.init_error
+        previous = bind_state(life.state, g)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            unbind_state(previous, g)
+
+
+def _plain_state() -> dict[str, Any] | None:
+    """worker_state() in a task of an executor without worker options: one dict
+    per worker greenlet and executor, made on first use."""
+    task = _current_task()
+    if task is None:
+        return None
+    ex = task.ex
+    g = getcurrent()
+    life = ex._lives.get(g)
+    if life is None:
+        life = ex._lives[g] = WorkerLife(ex._setup, ex.kind)
+    return life.state
+
+
+register_state_lookup(_plain_state)

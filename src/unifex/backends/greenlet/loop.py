@@ -60,19 +60,23 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import linecache
+import os
 import random
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as _greenlet
 
 from ... import _wait
-from ..._base import describe_call
+from ..._aio import run_coroutine
+from ..._base import _Context, describe_call
 from ..._errors import DeadlockError, TaskTimeoutError
 from ..._future import Future, _DoneQueue
 
@@ -130,10 +134,18 @@ class _Task:
         """``#3 f(1, 2)``: the task's submission number and its call."""
         return f"#{self.number} {describe_call(self.fn, self.args, self.kwargs)}"
 
+    def target(self) -> Callable[..., Any]:
+        """The user's function (not the ``Context.run`` or coroutine runner wrapping it)."""
+        fn, args = self.fn, self.args
+        while args and (type(getattr(fn, "__self__", None)) is _Context or fn is run_coroutine):
+            fn, args = args[0], args[1:]
+        return fn
+
     def name(self) -> str:
         """``#3 f``: short, for helper reprs (a call's arguments may be helpers
         whose repr names this task)."""
-        return f"#{self.number} {getattr(self.fn, '__qualname__', None) or repr(self.fn)}"
+        fn = self.target()
+        return f"#{self.number} {getattr(fn, '__qualname__', None) or repr(fn)}"
 
 
 def _current_task() -> _Task | None:
@@ -281,11 +293,23 @@ class _Loop:
                     "or give both the same options"
                 )
             return loop
-        if loop is not None:
-            _wait.remove_context(loop)
-        loop = _this_thread.loop = cls(seed, clock)
-        _wait.push_context(loop)
+        loop = cls(seed, clock)
+        loop.install()
         return loop
+
+    def install(self) -> None:
+        """Make this loop the calling thread's scheduler; the greenlet executors
+        made in this thread until it retires use it (:func:`unifex.testing.explore`
+        installs a loop whose strategy picks the next task)."""
+        old = _this_thread.loop
+        if old is not None and not old.dead:
+            raise RuntimeError(
+                f"a greenlet executor is open in this thread ({old!r}); close it first: its tasks and the new scheduler's would mix"
+            )
+        if old is not None:
+            _wait.remove_context(old)
+        _this_thread.loop = self
+        _wait.push_context(self)
 
     def retire(self) -> None:
         """The last executor left: stop being this thread's wait context."""
@@ -531,7 +555,8 @@ class _Loop:
                 self.vnow += _monotonic() - start
 
     def step(self, me: Any) -> None:
-        """Run the next ready task until it parks or ends."""
+        """Run the next ready task until it parks or ends (the exploring loop of
+        :mod:`unifex.testing.explore` overrides this; keep the two in step)."""
         ready = self.ready
         rng = self.rng
         if rng is None or len(ready) == 1:
@@ -616,7 +641,9 @@ class _Loop:
                     continue
                 listed += 1
                 what = task.waiter.source if task.waiter is not None else None
-                parts.append(f"task {task.describe()} waits on {self.describe_source(what)}")
+                where = user_line(task.g)
+                at = f", at {where}" if where else ""
+                parts.append(f"task {task.describe()} waits on {self.describe_source(what)}{at}")
             queued = sum(1 for t in ex._pending if not t.fut.done())
             if queued:
                 parts.append(f"{queued} more tasks are queued for a free slot (size={ex.size})")
@@ -628,6 +655,32 @@ class _Loop:
             f"wait would never end. {who[0].upper()}{who[1:]}. Fix the order in which they wait (who sets what, who takes which "
             "lock first), raise size if tasks wait for queued tasks, or give the wait a timeout to get TimeoutError instead."
         )
+
+
+_PRODUCT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../unifex
+_TESTING = os.path.join(_PRODUCT, "testing")
+
+
+def user_frame(g: Any) -> FrameType | None:
+    """The innermost frame of a suspended task greenlet ``g`` outside unifex's
+    own code (``unifex.testing`` counts as the user's): where the task waits."""
+    frame: FrameType | None = getattr(g, "gr_frame", None)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith(_PRODUCT) or name.startswith(_TESTING):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def user_line(g: Any) -> str:
+    """``file.py:12 (counter = total + 1)``: where a suspended task waits, or ''."""
+    frame = user_frame(g)
+    if frame is None:
+        return ""
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip().split("  #")[0].rstrip()
+    text = f" ({line})" if line else ""
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}{text}"
 
 
 def _worker(task: _Task | None) -> None:

@@ -5,7 +5,9 @@ and confined to exactly one task.
 Split by the process each part runs in (the data flow is drawn in
 ``executor.py``):
 
-* ``executor.py``: the parent side, the executor and its dispatcher thread;
+* ``executor.py``: the parent side's front, what submitting and pickling do;
+* ``dispatcher.py``: the parent's dispatcher thread, which owns the workers;
+* ``callbacks.py``: the parent thread that runs done-callbacks;
 * ``worker.py``: the worker's main loop, every line of it runs in the child;
 * ``wire.py``: the messages both sides exchange and how they are pickled;
 * ``helpers.py``: Lock, RLock, Event, Semaphore, Condition, Queue across processes;

@@ -22,7 +22,8 @@ from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from ..._errors import ExecutorClosedError
-from .helpers import _closed, _dumps_item, _process_lock
+from ..._remote import dumps
+from .helpers import _closed, _process_lock
 
 __all__ = ["SharedDict"]
 
@@ -134,7 +135,7 @@ class _DictServer:
                     except Exception as exc:
                         reply = (False, exc)
                     try:
-                        conn.send_bytes(_dumps_item(reply))
+                        conn.send_bytes(dumps(reply))
                     except Exception as exc:
                         try:
                             conn.send_bytes(pickle.dumps((False, TypeError(f"the dict value could not be pickled: {exc}"))))
@@ -189,7 +190,7 @@ class SharedDict(MutableMapping[Any, Any]):
         conn, lock = entry
         with lock:
             try:
-                conn.send_bytes(_dumps_item((self._did, op, args)))
+                conn.send_bytes(dumps((self._did, op, args)))
                 ok, value = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 _clients.pop(self._address, None)

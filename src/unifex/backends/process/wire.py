@@ -1,5 +1,5 @@
 """The wire format of the ``process`` kind, shared by the parent and its workers:
-the task and reply messages, how they are pickled, and what a failure to pickle says.
+the task and reply messages and how they are pickled (on top of :mod:`unifex._remote`).
 
 Task messages (parent -> worker), one pickled tuple per pipe message; an empty
 message asks the worker to exit::
@@ -8,12 +8,18 @@ message asks the worker to exit::
     (_CHUNK, fn, [args tuple, ...], exact_from)     a map batch of argument tuples
     (_CHUNK1, fn, [item, ...], exact_from)          a map batch over one iterable
 
+A message with buffers of at least ``shm_threshold`` bytes (numpy arrays, ...)
+is an envelope instead (see ``shm``): the buffers are in a shared-memory segment.
+
 Replies (worker -> parent)::
 
     (_OK, result)
     (_RAISED, exception, traceback text)            also _INIT_FAILED
     (_LOST, message, traceback text or None)        could not cross: SerializationError
     (_CHUNK_DONE, results, error, traceback text, lost message or None)
+
+A chunk's ``lost`` message concerns the item right after ``results`` and says
+``{item}`` where the parent puts that item's position in the whole ``map``.
 """
 
 from __future__ import annotations
@@ -21,16 +27,25 @@ from __future__ import annotations
 import fcntl
 import pickle
 import sys
-import traceback
 from typing import Any
 
-from ..._errors import SerializationError
+from ..._remote import (
+    PROTOCOL,
+    RemoteTraceback,
+    cloudpickle_dumps,
+    describe_exception,
+    dumps,
+    from_main,
+    loads,
+    round_trips,
+    traceback_text,
+)
+from . import shm
 
 __all__ = ["RemoteTraceback"]
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-_dumps = pickle.dumps
-_loads = pickle.loads
+_PROTOCOL = PROTOCOL
+_loads = loads
 
 # task messages (parent -> worker); an empty message asks the worker to exit
 _BLOCK = 64  # map items per progress mark (see _worker_main)
@@ -39,57 +54,31 @@ _CALL, _CHUNK, _CHUNK1 = 0, 1, 2  # _CHUNK1: a chunk of single arguments, sent f
 _OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
 
 
-class RemoteTraceback(Exception):
-    """The traceback text of an exception raised in a worker process; attached
-    as ``__cause__`` of the exception the future raises."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return "\n\n" + self.text.rstrip() + "\n(raised in a worker process)"
+_dumps = pickle.dumps  # plain pickle: the fast path of replies
 
 
-# -- serialization (both sides) ------------------------------------------------------
+def _pickle_oob(obj: object, callback: Any) -> bytes:
+    return _dumps(obj, _PROTOCOL, buffer_callback=callback)
 
 
-def _cloudpickle_dumps(obj: object) -> bytes:
+def _cloudpickle_oob(obj: object, callback: Any) -> bytes:
     import cloudpickle
 
-    return cloudpickle.dumps(obj, protocol=_PROTOCOL)  # type: ignore[no-any-return]
+    return cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=callback)  # type: ignore[no-any-return]
 
 
-def _short(obj: object, limit: int = 60) -> str:
-    try:
-        text = repr(obj)
-    except Exception:
-        text = f"<{type(obj).__name__} object>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+#: pickle, then cloudpickle, each with out-of-band buffers (see ``shm.dump``)
+_PICKLERS = (_pickle_oob, _cloudpickle_oob)
+_CLOUDPICKLER = (_cloudpickle_oob,)
 
 
-def _which_part(fn: Any, parts: list[tuple[str, object]], error: BaseException) -> SerializationError:
-    """Pickle each part alone to say which one cannot cross to a worker."""
-    for label, value in [("the function", fn), *parts]:
-        try:
-            _cloudpickle_dumps(value)
-        except Exception as exc:
-            return SerializationError(
-                f"cannot send the task to a worker process: {label} {_short(value)} could not be pickled "
-                f"({type(exc).__name__}: {exc}). Pass picklable values; for shared state use the executor's "
-                "helpers (ex.Lock(), ex.Queue(), ex.dict(), ...)"
-            )
-    return SerializationError(f"cannot send the task to a worker process: pickling failed ({type(error).__name__}: {error})")
-
-
-def _dumps_task(message: tuple[Any, ...], fn: Any) -> bytes:
-    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``)."""
-    if getattr(fn, "__module__", None) != "__main__":
-        try:
-            return _dumps(message, _PROTOCOL)
-        except Exception:
-            pass
-    return _cloudpickle_dumps(message)
+def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None) -> bytes:
+    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``).
+    With a ``threshold``, buffers that large travel in shared-memory segments
+    named ``prefix`` + a number, and the message is their envelope (``shm``)."""
+    if threshold is not None:
+        return shm.dump(message, _CLOUDPICKLER if from_main(fn) else _PICKLERS, threshold, prefix, reuse=reuse).data
+    return dumps(message, by_value=from_main(fn))
 
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: set a pipe's capacity
@@ -108,7 +97,9 @@ def _widen_pipe(fd: int) -> None:
             pass
 
 
-def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None) -> bytes:
+def _dumps_chunk(
+    fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None
+) -> bytes:
     """A map chunk; a chunk of one iterable travels as a flat list (a third
     smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
     already holds the items themselves (``run_items``). Items from
@@ -116,52 +107,33 @@ def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int 
     ones before it in blocks of ``_BLOCK``, recording only where each block starts."""
     exact = len(chunk) if exact_from is None else exact_from
     if flat:
-        return _dumps_task((_CHUNK1, fn, chunk, exact), fn)
+        return _dumps_task((_CHUNK1, fn, chunk, exact), fn, threshold, prefix, reuse)
     if len(chunk[0]) == 1:
-        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn)
-    return _dumps_task((_CHUNK, fn, chunk, exact), fn)
-
-
-def _traceback_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _describe_exception(exc: BaseException) -> str:
-    try:
-        return f"{type(exc).__qualname__}: {exc}"
-    except Exception:
-        return type(exc).__qualname__
-
-
-def _round_trips(data: bytes) -> bool:
-    try:
-        _loads(data)
-    except Exception:
-        return False
-    return True
+        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn, threshold, prefix, reuse)
+    return _dumps_task((_CHUNK, fn, chunk, exact), fn, threshold, prefix, reuse)
 
 
 def _exception_reply(exc: BaseException, code: int = _RAISED) -> bytes:
     """Pickle an exception with its traceback text; if it cannot make the round
     trip, send its description so the parent raises SerializationError."""
-    tb = _traceback_text(exc)
+    tb = traceback_text(exc)
     exc.__traceback__ = None
-    for dump in (_dumps, None):
+    for by_value in (False, True):
         try:
-            data = dump((code, exc, tb), _PROTOCOL) if dump is not None else _cloudpickle_dumps((code, exc, tb))
+            data = dumps((code, exc, tb), by_value=by_value)
         except Exception:
             continue
-        if _round_trips(data):
+        if round_trips(data):
             return data
-    text = f"the task raised {_describe_exception(exc)}, which could not be pickled back to the parent process"
+    text = f"the task raised {describe_exception(exc)}, which could not be pickled back to the parent process"
     return _dumps((_LOST, text, tb), _PROTOCOL)
 
 
 def _result_reply(result: object) -> bytes:
     try:
-        return _cloudpickle_dumps((_OK, result))
+        return cloudpickle_dumps((_OK, result))
     except Exception as exc:
-        text = f"the task's result, a {type(result).__qualname__}, could not be pickled back to the parent process ({_describe_exception(exc)})"
+        text = f"the task's result, a {type(result).__qualname__}, could not be pickled back to the parent process ({describe_exception(exc)})"
         return _dumps((_LOST, text, None), _PROTOCOL)
 
 
@@ -171,23 +143,19 @@ def _chunk_reply(results: list[Any], error: BaseException | None, tb: str | None
     lost: str | None = None
     for i, value in enumerate(results):
         try:
-            _dumps(value, _PROTOCOL)
-        except Exception:
-            try:
-                _cloudpickle_dumps(value)
-            except Exception as exc:
-                lost = f"the result of map item {i} of this chunk, a {type(value).__qualname__}, could not be pickled back to the parent process ({_describe_exception(exc)})"
-                results, error, tb = results[:i], None, None
-                break
+            dumps(value)
+        except Exception as exc:
+            lost = f"the result of {{item}}, a {type(value).__qualname__}, could not be pickled back to the parent process ({describe_exception(exc)})"
+            results, error, tb = results[:i], None, None
+            break
     if error is not None:
         try:
-            data = _cloudpickle_dumps(error)
-            if not _round_trips(data):
-                raise pickle.UnpicklingError("the exception does not unpickle")
+            if not round_trips(cloudpickle_dumps(error)):
+                raise ValueError("the exception does not unpickle")
         except Exception:
-            lost = f"the task raised {_describe_exception(error)}, which could not be pickled back to the parent process"
+            lost = f"{{item}} raised {describe_exception(error)}, which could not be pickled back to the parent process"
             error = None
     try:
-        return _cloudpickle_dumps((_CHUNK_DONE, results, error, tb, lost))
+        return cloudpickle_dumps((_CHUNK_DONE, results, error, tb, lost))
     except Exception as exc:
-        return _dumps((_CHUNK_DONE, [], None, None, f"the chunk's results could not be pickled back ({_describe_exception(exc)})"), _PROTOCOL)
+        return _dumps((_CHUNK_DONE, [], None, None, f"the results from {{item}} on could not be pickled back ({describe_exception(exc)})"), _PROTOCOL)

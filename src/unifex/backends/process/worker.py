@@ -14,9 +14,13 @@ import signal
 import sys
 import threading
 from itertools import starmap
+from time import monotonic_ns
 from typing import Any
 
+from ..._remote import describe_exception, traceback_text
+from ..._worker import WorkerIO, WorkerLife, WorkerSetup
 from .helpers import install_worker
+from .shm import dump, load, wrap_value
 from .wire import (
     _BLOCK,
     _CALL,
@@ -25,17 +29,19 @@ from .wire import (
     _INIT_FAILED,
     _LOST,
     _OK,
+    _PICKLERS,
     _PROTOCOL,
     _chunk_reply,
-    _describe_exception,
     _dumps,
     _exception_reply,
     _loads,
     _result_reply,
-    _traceback_text,
 )
 
-__all__ = ["_worker_main"]
+__all__ = ["LOG_MARK", "_worker_main"]
+
+#: first byte of a forwarded log record on the result pipe (a reply is a pickle: b"\x80")
+LOG_MARK = b"L"
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,6 +57,31 @@ def _ask_for_death_signal(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _start_life(init_payload: bytes | None, life_payload: bytes | None, send: Any) -> tuple[WorkerLife, WorkerIO]:
+    """This process's worker life (worker_state(), initializer, finalizer) and
+    its output tail and log forwarding (docs/lifecycle.md)."""
+    initializer: Any = None
+    initargs: Any = ()
+    if init_payload is not None:
+        try:
+            initializer, initargs = _loads(init_payload)
+        except BaseException as exc:  # it could not be unpickled here: fail the tasks with that
+            error = exc
+
+            def initializer() -> None:
+                raise error
+
+    finalizer, log_level = _loads(life_payload) if life_payload is not None else (None, None)
+
+    def send_record(record: dict[str, Any]) -> None:
+        send(LOG_MARK + _dumps(record, _PROTOCOL))
+
+    io = WorkerIO(send_record, log_level)
+    life = WorkerLife(WorkerSetup(initializer, initargs, finalizer), "process")
+    life.begin()  # a raising initializer is logged (and forwarded) once, with a note naming it
+    return life, io
 
 
 def _watch_parent(death: multiprocessing.connection.Connection) -> None:
@@ -70,10 +101,20 @@ def _worker_main(
     death_signal: bool,
     table: Any,
     slot: int,
+    started_slot: int,
     token: int,
     init_payload: bytes | None,
+    life_payload: bytes | None = None,
+    shm_threshold: int | None = None,
 ) -> None:
-    """A worker: read a task, run it, send the reply, until told to stop."""
+    """A worker: read a task, run it, send the reply, until told to stop.
+
+    ``progress[slot]`` says which map item runs (for blaming a crash);
+    ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
+    which is when its timeout starts counting. Buffers of at least
+    ``shm_threshold`` bytes in a result travel back in shared-memory segments
+    named after the parent and this worker; the parent unlinks them once
+    mapped, or sweeps them when it reaps this worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -84,21 +125,26 @@ def _worker_main(
         _ask_for_death_signal(parent_pid)
     threading.Thread(target=_watch_parent, args=(death,), name="unifex-parent-watch", daemon=True).start()
     progress = install_worker(token, table) if slot >= 0 else None
+    send_lock = threading.Lock()  # the reply and log records of other threads share the result pipe
+
+    def send(data: bytes) -> None:
+        with send_lock:
+            results.send_bytes(data)
+
+    life, io = _start_life(init_payload, life_payload, send)
     init_error: bytes | None = None
-    if init_payload is not None:
-        try:
-            initializer, initargs = _loads(init_payload)
-            initializer(*initargs)
-        except BaseException as exc:
-            init_error = _exception_reply(exc, _INIT_FAILED)
+    if life.init_error is not None:
+        init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
-    send = results.send_bytes
+    threshold = shm_threshold
+    prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
             data = recv()
         except (EOFError, OSError):
             return
         if not data:
+            life.end()  # asked to stop: the finalizer runs
             return
         if progress is not None:
             progress[slot] = 0  # the task reached us (-1 until then: a crash now is not its fault)
@@ -107,23 +153,32 @@ def _worker_main(
             send(init_error)
             return
         try:
-            message = _loads(data)
+            message = load(data, False)  # a plain pickle, or an envelope whose segments the parent owns
         except BaseException as exc:
-            text = f"the task could not be unpickled in the worker process ({_describe_exception(exc)}); its module must be importable there"
-            send(_dumps((_LOST, text, _traceback_text(exc)), _PROTOCOL))
+            text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
+            send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
             continue
         del data
         if message[0] == _CALL:
             _, fn, args, kwargs = message
             del message
+            if progress is not None:
+                progress[started_slot] = monotonic_ns()
+            io.begin(fn)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                del fn, args, kwargs  # release the arguments now, not at the next task
+                io.note(exc)
                 reply = _exception_reply(exc)
                 del exc
             else:
+                del fn, args, kwargs
                 try:
-                    reply = _dumps((_OK, result), _PROTOCOL)
+                    if threshold is None:
+                        reply = _dumps((_OK, result), _PROTOCOL)
+                    else:
+                        reply = dump((_OK, wrap_value(result, threshold)), _PICKLERS, threshold, prefix).data
                 except Exception:
                     reply = _result_reply(result)
                 del result
@@ -138,6 +193,7 @@ def _worker_main(
             # ``exact_from`` write it once per block (the parent re-runs a
             # crashed block with exact positions to find the item)
             each = map if kind == _CHUNK1 else starmap
+            io.begin(fn)
             try:
                 if progress is None:
                     values.extend(each(fn, chunk))
@@ -155,14 +211,17 @@ def _worker_main(
                         progress[slot] = i
                         append(fn(chunk[i]) if kind == _CHUNK1 else fn(*chunk[i]))
             except BaseException as exc:
-                error, tb = exc, _traceback_text(exc)
+                io.note(exc)
+                error, tb = exc, traceback_text(exc)
                 exc.__traceback__ = None
             try:
-                reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+                if threshold is None:
+                    reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+                else:
+                    reply = dump((_CHUNK_DONE, values, error, tb, None), _PICKLERS[:1], threshold, prefix).data
             except Exception:
                 reply = _chunk_reply(values, error, tb)
-            del values, chunk, error
-        del fn
+            del values, chunk, error, fn
         try:
             send(reply)
         except OSError:
