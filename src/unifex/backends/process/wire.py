@@ -8,7 +8,7 @@ message asks the worker to exit::
     (_CHUNK, fn, [args tuple, ...], exact_from)     a map batch of argument tuples
     (_CHUNK1, fn, [item, ...], exact_from)          a map batch over one iterable
 
-A message with buffers of at least ``shm_threshold`` bytes (numpy arrays, ...)
+A message with buffers of at least ``zero_copy_threshold`` bytes (numpy arrays, ...)
 is an envelope instead (see ``shm``): the buffers are in a shared-memory segment.
 
 Replies (worker -> parent)::

@@ -105,14 +105,14 @@ def _worker_main(
     token: int,
     init_payload: bytes | None,
     life_payload: bytes | None = None,
-    shm_threshold: int | None = None,
+    zero_copy_threshold: int | None = None,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
     ``progress[slot]`` says which map item runs (for blaming a crash);
     ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
     which is when its timeout starts counting. Buffers of at least
-    ``shm_threshold`` bytes in a result travel back in shared-memory segments
+    ``zero_copy_threshold`` bytes in a result travel back in shared-memory segments
     named after the parent and this worker; the parent unlinks them once
     mapped, or sweeps them when it reaps this worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -136,7 +136,7 @@ def _worker_main(
     if life.init_error is not None:
         init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
-    threshold = shm_threshold
+    threshold = zero_copy_threshold
     prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
