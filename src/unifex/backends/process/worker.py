@@ -20,7 +20,7 @@ from typing import Any
 from ..._remote import describe_exception, traceback_text
 from ..._worker import WorkerIO, WorkerLife, WorkerSetup
 from .helpers import install_worker
-from .shm import dump, load, wrap_value
+from .shm import dumps, load, wrap_value
 from .wire import (
     _BLOCK,
     _CALL,
@@ -178,7 +178,7 @@ def _worker_main(
                     if threshold is None:
                         reply = _dumps((_OK, result), _PROTOCOL)
                     else:
-                        reply = dump((_OK, wrap_value(result, threshold)), _PICKLERS, threshold, prefix).data
+                        reply = dumps((_OK, wrap_value(result, threshold)), threshold, prefix, _PICKLERS[1])
                 except Exception:
                     reply = _result_reply(result)
                 del result
@@ -218,7 +218,7 @@ def _worker_main(
                 if threshold is None:
                     reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
                 else:
-                    reply = dump((_CHUNK_DONE, values, error, tb, None), _PICKLERS[:1], threshold, prefix).data
+                    reply = dumps((_CHUNK_DONE, values, error, tb, None), threshold, prefix, None)
             except Exception:
                 reply = _chunk_reply(values, error, tb)
             del values, chunk, error, fn
