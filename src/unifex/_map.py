@@ -264,9 +264,8 @@ class _MapRun:
                     fut._callbacks.append(self.done_queue)
             elif self.done_queue is not None:
                 fut._callbacks = [self.done_queue]
-            with ex._state_lock:
-                if ex._state:
-                    raise ex._closed_error()
+            ident = ex._begin_dispatch()
+            try:
                 if self.runner is None:
                     try:
                         if ex._copy_context:
@@ -280,6 +279,8 @@ class _MapRun:
                         fut.try_set_exception(err)
                 else:
                     ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
+            finally:
+                ex._end_dispatch(ident)
             self.position += len(item) if self.runner is not None else 1
             pending.append(fut)
 
@@ -293,13 +294,14 @@ class _MapRun:
         fut._callbacks = [] if self.sizer is None else [self.sizer.finished(len(item))]
         if self.done_queue is not None:
             fut._callbacks.append(self.done_queue)
-        with ex._state_lock:
-            if ex._state:
-                raise ex._closed_error()
+        ident = ex._begin_dispatch()
+        try:
             if self.runner is None:
                 start_task(ex, fut, Future(ex), self.retry, self.fn, item, {}, None)
             else:
                 start_batch(ex, fut, self.retry, self.fn, item, self.runner is run_items, self.position)
+        finally:
+            ex._end_dispatch(ident)
         self.position += len(item) if self.runner is not None else 1
         return fut
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex.testing import KindConfig, tasks
+from unifex.testing import KindConfig, tasks, wait_until
 from unifex.testing import lifecycle_tasks as lt
 
 from ._lifecycle import LIFECYCLE_KINDS
@@ -98,9 +98,7 @@ def test_map_raises_at_the_item_that_ran_out_of_retries(ex: Any, tmp_path: Path)
 @pytest.mark.timeout(60)
 def test_cancelling_a_task_waiting_out_its_backoff(ex: Any, tmp_path: Path) -> None:
     fut = ex.apply_async(lt.fail_times, (str(tmp_path / "a"), 5), retries=3, backoff=30)
-    assert unifex.wait([fut], timeout=0.5).not_done == {fut} or fut.done()
-    while fut.attempts == 0:
-        unifex.sleep(0.01)
+    assert wait_until(lambda: fut.attempts == 1, timeout=30)  # the first attempt failed: 15-30 s of backoff now
     assert fut.cancel()
     with pytest.raises(CancelledError):
         fut.result(timeout=5)

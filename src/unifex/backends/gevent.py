@@ -88,6 +88,7 @@ from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished
 from .._errors import TaskTimeoutError
 from .._future import Future
 from .._helpers import (
+    Held,
     bounded_call,
     bounded_wait,
     lock_timeout,
@@ -604,7 +605,7 @@ class GeventExecutor(BaseExecutor):
 # bounded_wait, as on every kind; gevent's own timeouts are in seconds or None.
 
 
-class Lock:
+class Lock(Held):
     """``threading.Lock`` on a gevent semaphore: a blocking acquire yields to the hub."""
 
     __slots__ = ("__weakref__", "_sem")
@@ -631,12 +632,6 @@ class Lock:
     def locked(self) -> bool:
         return bool(self._sem.locked())
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     # what Condition needs from its lock
     def _is_owned(self) -> bool:
         return bool(self._sem.locked())
@@ -651,10 +646,10 @@ class Lock:
         self._sem = gevent.lock.Semaphore(1)
 
     def __repr__(self) -> str:
-        return f"<{'locked' if self.locked() else 'unlocked'} unifex.gevent.Lock object at {id(self):#x}>"
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_gevent.Lock object at {id(self):#x}>"
 
 
-class RLock:
+class RLock(Held):
     """``threading.RLock`` on ``gevent.lock.RLock``: owned by a greenlet."""
 
     __slots__ = ("__weakref__", "_lock")
@@ -678,12 +673,6 @@ class RLock:
             raise RuntimeError("cannot release un-acquired lock")
         self._lock.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _is_owned(self) -> bool:
         return bool(self._lock._is_owned())
 
@@ -703,10 +692,10 @@ class RLock:
 
     def __repr__(self) -> str:
         owned = self._lock._owner is not None
-        return f"<{'locked' if owned else 'unlocked'} unifex.gevent.RLock object count={self._lock._count} at {id(self):#x}>"
+        return f"<{'locked' if owned else 'unlocked'} unifex_gevent.RLock object count={self._lock._count} at {id(self):#x}>"
 
 
-class Semaphore:
+class Semaphore(Held):
     """``threading.Semaphore`` on ``gevent.lock.Semaphore``."""
 
     __slots__ = ("__weakref__", "_sem", "_value")
@@ -734,14 +723,8 @@ class Semaphore:
         for _ in range(release_count(n)):
             self._sem.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._sem.release()
-
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
+        return f"<unifex_gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
 
 
 class BoundedSemaphore(Semaphore):
@@ -761,7 +744,7 @@ class BoundedSemaphore(Semaphore):
             self._sem.release()
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
+        return f"<unifex_gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
 
 
 class Event:
@@ -790,7 +773,7 @@ class Event:
         return bounded_wait(self._event.wait, seconds)
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
+        return f"<unifex_gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition:
@@ -810,7 +793,7 @@ class Condition:
         return self._lock.__exit__(*exc)
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
+        return f"<unifex_gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
 
     def _is_owned(self) -> bool:
         check = getattr(self._lock, "_is_owned", None)
@@ -920,4 +903,4 @@ class Queue(Generic[T]):
         bounded_wait(self._q.join, wait_timeout(timeout))
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"
+        return f"<unifex_gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"

@@ -264,15 +264,18 @@ class _Dispatcher:
         return ExecutorClosedError("this 'process' executor is closed; no new work is accepted. Create a new executor with unifex.executor('process')")
 
     def _enqueue(self, task: _Task) -> None:
-        self._queue.append(task)
-        if self._thread is None:
-            self._shared_state()  # the lock-owner table must exist before the first worker
-            shm.sweep_dead()  # what a unifex process killed with SIGKILL left in /dev/shm
-            self._thread = threading.Thread(target=self._run, name=f"unifex-process-dispatcher-{id(self):x}", daemon=True)
-            self._thread.start()
-        elif self._armed:
-            self._armed = False
-            self._wake()
+        # called outside the executor's state lock (the task was pickled there),
+        # from several threads at once: take it to queue, so one starts the thread
+        with self._state_lock:
+            self._queue.append(task)
+            if self._thread is None:
+                self._shared_state()  # the lock-owner table must exist before the first worker
+                shm.sweep_dead()  # what a unifex process killed with SIGKILL left in /dev/shm
+                self._thread = threading.Thread(target=self._run, name=f"unifex-process-dispatcher-{id(self):x}", daemon=True)
+                self._thread.start()
+            elif self._armed:
+                self._armed = False
+                self._wake()
 
     def _wake(self) -> None:
         # under the lock: once closed, the pipe's fd number may belong to another file

@@ -103,6 +103,7 @@ from typing import Any, ClassVar, TypeVar, final
 from ..._base import COMMON_OPTIONS, BaseExecutor
 from ..._errors import SerializationError
 from ..._future import Future
+from ..._protocols import RLockLike
 from ..._remote import call_parts, map_parts, unpicklable, which_part
 from ..._share import Shared
 from ..._worker import WORKER_OPTIONS, WorkerSetup, parse_bytes
@@ -291,13 +292,13 @@ class ProcessExecutor(BaseExecutor):
     def Event(self) -> shared.Event:
         return self._core._shared_state().Event()
 
-    def Semaphore(self, n: int = 1) -> shared.Semaphore:
-        return self._core._shared_state().Semaphore(n)
+    def Semaphore(self, value: int = 1) -> shared.Semaphore:
+        return self._core._shared_state().Semaphore(value)
 
-    def BoundedSemaphore(self, n: int = 1) -> shared.BoundedSemaphore:
-        return self._core._shared_state().BoundedSemaphore(n)
+    def BoundedSemaphore(self, value: int = 1) -> shared.BoundedSemaphore:
+        return self._core._shared_state().BoundedSemaphore(value)
 
-    def Condition(self, lock: Any = None) -> shared.Condition:
+    def Condition(self, lock: RLockLike | None = None) -> shared.Condition:
         return self._core._shared_state().Condition(lock)
 
     def Queue(self, maxsize: int = 0) -> shared.Queue:
