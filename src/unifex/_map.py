@@ -159,7 +159,7 @@ class _Adaptive:
         else:
             elapsed = done[0][0] - self.start
             items = done[0][1]
-        want = 2 * self.size if elapsed <= 0 else int(TARGET_BATCH_SECONDS * items / elapsed / self.workers)
+        want = 2 * self.size if elapsed <= 0 else round(TARGET_BATCH_SECONDS * items / elapsed / self.workers)
         # shrink at most by half per batch (a slow spell), never past the cap
         self.size = max(1, self.size // 2, min(self.cap, want))
         return self.size
