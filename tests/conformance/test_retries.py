@@ -95,6 +95,7 @@ def test_map_raises_at_the_item_that_ran_out_of_retries(ex: Any, tmp_path: Path)
     assert got == [0, 1, 2]
 
 
+@pytest.mark.requires("concurrent")  # serial retries inside submit, sleeping the backoff there
 @pytest.mark.timeout(60)
 def test_cancelling_a_task_waiting_out_its_backoff(ex: Any, tmp_path: Path) -> None:
     fut = ex.apply_async(lt.fail_times, (str(tmp_path / "a"), 5), retries=3, backoff=30)
