@@ -24,6 +24,7 @@ __all__ = [
     "incr_unlocked",
     "raise_at",
     "set_event",
+    "shared_value",
     "sleep_return",
     "square",
     "wait_event",
@@ -73,6 +74,11 @@ def thread_ident(_: Any = None) -> int:
 def sleep_return(seconds: float, value: Any = None) -> Any:
     unifex.sleep(seconds)
     return value
+
+
+def shared_value(handle: Any) -> Any:
+    """The value of an ``Executor.share`` handle, as a task sees it."""
+    return handle.value
 
 
 def set_event(event: Any, value: Any = None) -> Any:
