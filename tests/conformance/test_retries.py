@@ -154,3 +154,15 @@ def test_backoff_costs_no_wall_time_on_the_virtual_clock(make_executor: Any, tmp
     assert fut.result(timeout=1000) == "done"
     # two backoffs of at least 20/2 and 40/2 virtual seconds, within the 30 s hang guard
     assert ex.now() - start >= 30
+
+
+@pytest.mark.requires("processes")
+@pytest.mark.timeout(60)
+def test_an_argument_that_cannot_travel_is_not_retried_and_close_returns(ex: Any) -> None:
+    import threading
+
+    with pytest.raises(unifex.SerializationError):  # from apply_async (process) or from the future (dask)
+        ex.apply_async(tasks.identity, (threading.Lock(),), retries=2).result(timeout=30)
+    with pytest.raises(unifex.SerializationError):
+        list(ex.map(tasks.identity, [1, threading.Lock()], chunksize=1, retries=2))
+    ex.close(wait=True)
