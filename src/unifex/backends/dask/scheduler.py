@@ -159,6 +159,13 @@ class _HelperService:
     def _sem_value(self, s: _Sem) -> int:
         return s.value
 
+    def _sem_bound(self, s: _Sem) -> int | None:
+        return s.bound
+
+    def _rlock_count(self, r: _RLockState, owner: str) -> int:
+        """How deep ``owner`` holds the lock (0: not at all), for ``_recursion_count``."""
+        return r.count if r.owner == owner else 0
+
     async def _rlock_acquire(self, r: _RLockState, owner: str, timeout: float | None, holder: str = "") -> str:
         async with r.changed:
             if r.owner == owner:
@@ -312,6 +319,15 @@ class _HelperService:
 
     def _queue_full(self, q: _QueueState) -> bool:
         return 0 < q.maxsize <= len(q.items)
+
+    def _queue_maxsize(self, q: _QueueState) -> int:
+        return max(0, q.maxsize)
+
+    async def _queue_set_maxsize(self, q: _QueueState, maxsize: int) -> str:
+        async with q.changed:
+            q.maxsize = maxsize
+            q.changed.notify_all()  # a larger queue has room for waiting puts
+        return "ok"
 
     async def _queue_task_done(self, q: _QueueState) -> str:
         async with q.changed:
