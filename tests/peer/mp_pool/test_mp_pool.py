@@ -67,7 +67,10 @@ CLOSED = (
     "contract (Errors): work after close raises ExecutorClosedError, a RuntimeError, not ValueError; "
     "entering a closed executor's with-block does not raise"
 )
-REMOTE_TB = "contract (Errors): a task's remote traceback is unifex's RemoteTraceback, not multiprocessing.pool.RemoteTraceback"
+REMOTE_TB = (
+    "contract (Errors): a task's remote traceback (its __cause__) is unifex's RemoteTraceback, whose text is .text, "
+    "not multiprocessing.pool.RemoteTraceback with .tb"
+)
 ENCODING = "contract (Errors): a result that will not pickle raises SerializationError, not multiprocessing.pool.MaybeEncodingError"
 
 #: test name -> reason, on every kind
