@@ -17,6 +17,8 @@ import itertools
 import os
 import threading
 import time
+from _thread import get_ident
+from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
 from contextvars import copy_context
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from typing_extensions import ParamSpec
 
 from . import _exit, _wait
-from ._aio import amap, is_async, run_coroutine
+from ._aio import amap, drive, is_async, run_coroutine
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
@@ -180,6 +182,10 @@ def terminated_error() -> TerminatedError:
     return TerminatedError("the task was running when terminate() stopped the executor")
 
 
+def stopped_error() -> CancelledError:
+    return CancelledError("the task was stopped while running: the asyncio task awaiting it was cancelled")
+
+
 def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
     """On terminate: cancel what has not started, fail what runs with TerminatedError."""
     for fut in futures:
@@ -203,11 +209,17 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
     #: at normal interpreter exit, run the accepted tasks (close(wait=True)) as
     #: ``concurrent.futures`` does
     _drain_at_exit: ClassVar[bool] = True
+    #: tasks run only when the submitting thread yields (gevent, greenlet)
+    _cooperative: ClassVar[bool] = False
+    #: ``_dispatch`` runs the task itself (``serial``): ``close(wait=False)`` and
+    #: ``terminate()`` need not wait for dispatches in progress in other threads
+    _runs_at_dispatch: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "_copy_context" not in cls.__dict__:
             cls._copy_context = "processes" not in cls.capabilities
+        cls._cooperative = "cooperative" in cls.capabilities
 
     def __init__(
         self,
@@ -222,6 +234,11 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         self.size: int = size if size is not None else self.default_size()
         self._state = RUNNING
         self._state_lock = threading.RLock()
+        # thread ident -> dispatches in progress there: user code (pickling, a
+        # serial task) runs in _dispatch, outside the state lock; close and
+        # terminate wait for other threads' dispatches before they stop the workers
+        self._dispatching: dict[int, int] = {}
+        self._dispatch_ended = threading.Condition(self._state_lock)
         self._timer_: Timer | None = None
         self._init_lifecycle(retries, retry_on, backoff, max_pending)
         _exit.track(self)
@@ -238,7 +255,10 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 
     @abc.abstractmethod
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        """Hand one task to the workers; called with the state lock held."""
+        """Hand one task to the workers. Called without the state lock (user
+        code may run here: pickling, a ``serial`` task), possibly from several
+        threads at once; ``close()`` and ``terminate()`` wait for calls in
+        progress before ``_shutdown`` / ``_terminate``."""
 
     @abc.abstractmethod
     def _shutdown(self, wait: bool) -> None:
@@ -252,7 +272,7 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         futures with ``TerminatedError``. Called once."""
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
-        """Hand one ``map`` batch to the workers; called with the state lock held.
+        """Hand one ``map`` batch to the workers; called as ``_dispatch`` is.
 
         ``batch`` holds the items themselves when ``flat`` (one iterable), else
         argument tuples; ``start`` is the position of its first item in the
@@ -286,6 +306,41 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         if self._timer_ is not None:
             self._timer_.stop()
 
+    def _begin_dispatch(self) -> int:
+        """Refuse work once closed, else count a dispatch in progress in this
+        thread; returns the thread's ident for :meth:`_end_dispatch`."""
+        with self._state_lock:
+            if self._state:
+                raise self._closed_error()
+            return self._count_dispatch()
+
+    def _count_dispatch(self) -> int:
+        """Count a dispatch in progress in this thread; call with the state lock held."""
+        ident = get_ident()
+        dispatching = self._dispatching
+        dispatching[ident] = dispatching.get(ident, 0) + 1
+        return ident
+
+    def _end_dispatch(self, ident: int) -> None:
+        # only this thread writes its own entry: no lock needed unless someone waits
+        dispatching = self._dispatching
+        left = dispatching[ident] - 1
+        if left:
+            dispatching[ident] = left
+        else:
+            del dispatching[ident]
+        if self._state:
+            with self._state_lock:
+                self._dispatch_ended.notify_all()
+
+    def _await_dispatches(self) -> None:
+        """With the state lock held and the state no longer RUNNING: wait until
+        no other thread is inside ``_dispatch``, so nothing is handed over
+        after the workers were told to stop."""
+        me = get_ident()
+        while any(ident != me for ident in self._dispatching):
+            self._dispatch_ended.wait(0.5)
+
     def _closed_error(self) -> ExecutorClosedError:
         how = "terminated" if self._state == TERMINATED else "closed"
         if _exit.exiting:
@@ -304,10 +359,13 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         if self._gate is not None or self._retry is not None:
             return self._submit_managed(call, call_args, kwargs, None, None, None)
         fut: Future[T] = Future(self)
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
+        ident = self._begin_dispatch()
+        try:
             self._dispatch(fut, call, call_args, kwargs, None)
+        finally:
+            self._end_dispatch(ident)
+        if self._cooperative and _get_running_loop() is not None:
+            drive(fut)  # loop.run_in_executor(ex, ...) from a coroutine in this thread
         return fut
 
     def _wrap_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
@@ -348,10 +406,11 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         fut: Future[T] = Future(self)
         if callback is not None or error_callback is not None:
             fut._callbacks = [_result_callback(callback, error_callback)]
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
+        ident = self._begin_dispatch()
+        try:
             self._dispatch(fut, fn, call_args, kwargs, timeout)
+        finally:
+            self._end_dispatch(ident)
         return fut
 
     def _task_fn(self, fn: Callable[..., T]) -> Callable[..., T]:
@@ -432,6 +491,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state == RUNNING:
                 self._state = CLOSED
             terminated = self._state == TERMINATED
+            if not terminated and (wait or not self._runs_at_dispatch):
+                self._await_dispatches()
         if not terminated:
             self._close_lifecycle(wait)
             self._shutdown(wait)
@@ -445,6 +506,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             with self._state_lock:
                 if self._state == RUNNING:
                     self._state = CLOSED
+                if not self._runs_at_dispatch:
+                    self._await_dispatches()
             self._cancel_queued()
         self.close(wait)
 
@@ -455,6 +518,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             if self._state == TERMINATED:
                 return
             self._state = TERMINATED
+            if not self._runs_at_dispatch:
+                self._await_dispatches()
         if self._gate is not None:
             self._gate.wake_all()
         self._terminate()
@@ -514,13 +579,14 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             fut: Future[T] = first if policy is None else RetryFuture(self)
             if callbacks is not None and (callbacks[0] is not None or callbacks[1] is not None):
                 fut.add_done_callback(_result_callback(*callbacks))
-            with self._state_lock:
-                if self._state:
-                    raise self._closed_error()
+            ident = self._begin_dispatch()
+            try:
                 if policy is None:
                     self._dispatch(first, fn, args, kwargs, timeout)
                 else:
                     start_task(self, fut, first, policy, fn, args, kwargs, timeout)  # type: ignore[arg-type]
+            finally:
+                self._end_dispatch(ident)
         except BaseException:
             if gate is not None and not (first.running() or first.done()):
                 gate.release_once(first)  # type: ignore[arg-type]

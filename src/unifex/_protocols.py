@@ -78,6 +78,9 @@ class QueueLike(Protocol[T]):
     """``queue.Queue``, with ``task_done`` and ``join``; ``get`` raises
     ``queue.Empty`` and ``put`` ``queue.Full`` as the stdlib does."""
 
+    @property
+    def maxsize(self) -> int: ...
+
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None: ...
 
     def get(self, block: bool = True, timeout: float | None = None) -> T: ...

@@ -182,10 +182,16 @@ class Semaphore(_DeadlineAcquire, threading.Semaphore):
     def __init__(self, value: int = 1) -> None:
         super().__init__(semaphore_value(value))
 
+    def __repr__(self) -> str:
+        return f"<unifex.Semaphore at {id(self):#x}: value={self._value}>"  # type: ignore[attr-defined]
+
 
 class BoundedSemaphore(_DeadlineAcquire, threading.BoundedSemaphore):
     def __init__(self, value: int = 1) -> None:
         super().__init__(semaphore_value(value))
+
+    def __repr__(self) -> str:
+        return f"<unifex.BoundedSemaphore at {id(self):#x}: value={self._value}/{self._initial_value}>"  # type: ignore[attr-defined]
 
 
 class Event(threading.Event):
@@ -194,6 +200,9 @@ class Event(threading.Event):
         if self.is_set():
             return True
         return bounded_wait(super().wait, seconds)
+
+    def __repr__(self) -> str:
+        return f"<unifex.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition(threading.Condition):

@@ -5,6 +5,7 @@ livelock detection and replay after edits."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -267,6 +268,8 @@ def test_explore_counts_distinct_schedules_and_dfs_says_when_it_has_seen_them_al
     result = explore(fine, schedules=1000, strategy="dfs")
     assert result.exhausted and result.schedules == result.distinct < 1000
     assert str(result) == f"all {result.distinct} distinct schedules explored (strategy dfs), none failed"
+    portfolio = explore(fine)  # its bounded DFS, once done, goes on to every schedule
+    assert portfolio.exhausted and portfolio.distinct == result.distinct
     again = explore(fine, schedules=200, strategy="random")
     assert not again.exhausted and again.schedules == 200 and again.distinct <= result.distinct
 
@@ -435,3 +438,59 @@ def test_the_marker_and_options_fail_with_a_token_and_replay_it(pytester: pytest
     again = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--unifex-replay", token.group(1))
     again.assert_outcomes(failed=1)
     assert "replayed exactly" in again.stdout.str()
+
+
+def pct_rate(program: Callable[[Any], None], depth: int, runs: int = 300) -> tuple[float, int]:
+    """The share of PCT runs that fail, and the most scheduling points seen in a run."""
+    from unifex.testing.explore import PCTStrategy, _run_once, _Settings
+
+    strategy = PCTStrategy(depth)
+    settings = _Settings(None, "virtual", 20_000)
+    failed = 0
+    points = 0
+    for seed in range(runs):
+        run = _run_once(program, settings, strategy, random.Random(seed))
+        failed += run.failure is not None
+        points = max(points, len(run.decisions))
+    return failed / runs, points
+
+
+@pytest.mark.parametrize(
+    ("name", "tasks", "depth"), [("rare_ordering_of_10", 10, 1), ("order_violation", 2, 1), ("atomicity_depth_2", 2, 2), ("lost_update", 10, 2)]
+)
+def test_pct_meets_its_probability_bound(name: str, tasks: int, depth: int) -> None:
+    # Burckhardt et al.: a depth-d bug among n tasks and k points is found with
+    # probability >= 1/(n * k**(d-1)) per run (the seeds are fixed: the rates are exact)
+    rate, k = pct_rate(BUGS[name][0], depth)
+    bound = 1 / (tasks * k ** (depth - 1))
+    assert rate >= bound, f"PCT found {name} in {rate:.3f} of runs, below 1/(n*k^(d-1)) = {bound:.3f} (n={tasks}, k={k})"
+
+
+def test_the_options_explore_unmarked_tests_in_the_plain_greenlet_configuration(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(unifex.__file__).parents[1]))
+    pytester.makepyfile(
+        """
+        import unifex
+
+        def test_check_then_use(ex):
+            state = {"conn": "c"}
+            def send():
+                if state["conn"] is not None:
+                    unifex.sleep(0)
+                    return state["conn"].upper()
+                return "offline"
+            def close():
+                unifex.sleep(0)
+                state["conn"] = None
+            fs = [ex.submit(send), ex.submit(close)]
+            assert fs[0].result(timeout=10) in ("C", "offline")
+            fs[1].result(timeout=10)
+        """
+    )
+    plain = ["-p", "no:cacheprovider", "--unifex-kinds", "greenlet", "-k", "not seed"]
+    pytester.runpytest_subprocess(*plain).assert_outcomes(passed=1)  # FIFO never hits it
+    explored = pytester.runpytest_subprocess(*plain, "--unifex-schedules", "200")
+    explored.assert_outcomes(failed=1)
+    assert "--unifex-replay ux1." in explored.stdout.str()

@@ -56,7 +56,7 @@ def test_lock_from_the_caller_and_errors_as_in_threading() -> None:
         lock.release()
         with pytest.raises(RuntimeError):
             lock.release()
-        assert repr(lock) == "<unifex greenlet Lock unlocked>"
+        assert repr(lock) == f"<unlocked unifex_greenlet.Lock object at {id(lock):#x}>"
 
 
 def test_a_lock_released_by_a_task_wakes_the_waiting_caller() -> None:
@@ -257,7 +257,7 @@ def test_lock_ownership_follows_the_task_not_its_worker_greenlet() -> None:
         lock, rlock = ex.Lock(), ex.RLock()
         ex.submit(lock.acquire).result(timeout=5)
         ex.submit(rlock.acquire).result(timeout=5)
-        assert repr(lock) == "<unifex greenlet Lock held by task #1 GreenletLock.acquire (which ended without releasing it)>"
+        assert repr(lock) == f"<locked unifex_greenlet.Lock object held by task #1 GreenletLock.acquire (which ended without releasing it) at {id(lock):#x}>"
         # the next task runs in the same reused worker greenlet, yet does not own the RLock
         assert ex.submit(rlock.acquire, blocking=False).result(timeout=5) is False
         with pytest.raises(RuntimeError):

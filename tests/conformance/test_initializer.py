@@ -47,7 +47,10 @@ def test_finalizer_runs_once_per_worker_at_close(make_executor: Any, tmp_path: P
     assert not record.exists()
     ex.close(wait=True)
     finalized = record.read_text().split()
-    assert sorted(finalized) == sorted(tokens)  # each worker that ran, once
+    # every worker that ran a task finalized, and no worker twice (a worker
+    # started on demand that found no task left may finalize too)
+    assert tokens <= set(finalized)
+    assert len(finalized) == len(set(finalized))
 
 
 @pytest.mark.parametrize(

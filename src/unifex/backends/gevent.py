@@ -84,10 +84,11 @@ from gevent.monkey import get_original
 from greenlet import getcurrent
 
 from .. import _wait
-from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished
+from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, stopped_error
 from .._errors import TaskTimeoutError
 from .._future import Future
 from .._helpers import (
+    Held,
     bounded_call,
     bounded_wait,
     lock_timeout,
@@ -536,6 +537,23 @@ class GeventExecutor(BaseExecutor):
                 break
             waiter.wait(None)
 
+    def _cancel_queued(self) -> None:
+        for item in list(self._pending):
+            item[0].cancel()
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: kill its greenlet."""
+
+        def stop() -> None:
+            for glet, running in list(self._running.items()):
+                if running is fut and fut.try_set_exception(stopped_error()):
+                    glet.kill(block=False)
+
+        if _get_ident() == self._ident:
+            stop()
+        else:
+            self._loop.run_callback_threadsafe(stop)
+
     def _terminate(self) -> None:
         dropped: list[Future[Any]] = []
         while True:
@@ -604,7 +622,7 @@ class GeventExecutor(BaseExecutor):
 # bounded_wait, as on every kind; gevent's own timeouts are in seconds or None.
 
 
-class Lock:
+class Lock(Held):
     """``threading.Lock`` on a gevent semaphore: a blocking acquire yields to the hub."""
 
     __slots__ = ("__weakref__", "_sem")
@@ -631,12 +649,6 @@ class Lock:
     def locked(self) -> bool:
         return bool(self._sem.locked())
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     # what Condition needs from its lock
     def _is_owned(self) -> bool:
         return bool(self._sem.locked())
@@ -651,10 +663,10 @@ class Lock:
         self._sem = gevent.lock.Semaphore(1)
 
     def __repr__(self) -> str:
-        return f"<{'locked' if self.locked() else 'unlocked'} unifex.gevent.Lock object at {id(self):#x}>"
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_gevent.Lock object at {id(self):#x}>"
 
 
-class RLock:
+class RLock(Held):
     """``threading.RLock`` on ``gevent.lock.RLock``: owned by a greenlet."""
 
     __slots__ = ("__weakref__", "_lock")
@@ -678,12 +690,6 @@ class RLock:
             raise RuntimeError("cannot release un-acquired lock")
         self._lock.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _is_owned(self) -> bool:
         return bool(self._lock._is_owned())
 
@@ -703,10 +709,10 @@ class RLock:
 
     def __repr__(self) -> str:
         owned = self._lock._owner is not None
-        return f"<{'locked' if owned else 'unlocked'} unifex.gevent.RLock object count={self._lock._count} at {id(self):#x}>"
+        return f"<{'locked' if owned else 'unlocked'} unifex_gevent.RLock object count={self._lock._count} at {id(self):#x}>"
 
 
-class Semaphore:
+class Semaphore(Held):
     """``threading.Semaphore`` on ``gevent.lock.Semaphore``."""
 
     __slots__ = ("__weakref__", "_sem", "_value")
@@ -734,14 +740,8 @@ class Semaphore:
         for _ in range(release_count(n)):
             self._sem.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._sem.release()
-
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
+        return f"<unifex_gevent.Semaphore at {id(self):#x}: value={self._sem.counter}>"
 
 
 class BoundedSemaphore(Semaphore):
@@ -761,7 +761,7 @@ class BoundedSemaphore(Semaphore):
             self._sem.release()
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
+        return f"<unifex_gevent.BoundedSemaphore at {id(self):#x}: value={self._sem.counter}/{self._value}>"
 
 
 class Event:
@@ -790,7 +790,7 @@ class Event:
         return bounded_wait(self._event.wait, seconds)
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
+        return f"<unifex_gevent.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 class Condition:
@@ -810,7 +810,7 @@ class Condition:
         return self._lock.__exit__(*exc)
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
+        return f"<unifex_gevent.Condition({self._lock!r}, {len(self._waiters)} waiting)>"
 
     def _is_owned(self) -> bool:
         check = getattr(self._lock, "_is_owned", None)
@@ -920,4 +920,4 @@ class Queue(Generic[T]):
         bounded_wait(self._q.join, wait_timeout(timeout))
 
     def __repr__(self) -> str:
-        return f"<unifex.gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"
+        return f"<unifex_gevent.Queue at {id(self):#x} maxsize={self.maxsize} qsize={self.qsize()}>"

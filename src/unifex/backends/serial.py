@@ -45,20 +45,28 @@ class SerialExecutor(BaseExecutor):
     def default_size(cls) -> int:
         return 1
 
+    _runs_at_dispatch: ClassVar[bool] = True
+
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        life = self._life
-        if life is None or life.spent:
-            if life is not None:
-                self._end_life()
-            life = self._life = WorkerLife(self._setup, self.kind)
-            life.begin()
-            unbind_state(life.previous)  # bound only while a task runs
+        with self._state_lock:  # submits from several threads share one worker life
+            life = self._life
+            if life is None or life.spent:
+                if life is not None:
+                    self._end_life()
+                life = self._life = WorkerLife(self._setup, self.kind)
+                life.begin()
+                unbind_state(life.previous)  # bound only while a task runs
         previous = bind_state(life.state)
         try:
             if life.take(fut):
                 run_task((fut, fn, args, kwargs, timeout), self._timer if timeout is not None else None)
         finally:
             unbind_state(previous)
+        # Ctrl-C or sys.exit() in a task stops the caller, as in a plain call:
+        # stored in the future, the program would carry on (and need one Ctrl-C per task)
+        exc = fut._exception
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
 
     def _end_life(self) -> None:
         life, self._life = self._life, None

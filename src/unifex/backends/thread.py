@@ -61,19 +61,21 @@ class ThreadExecutor(BaseExecutor):
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         self._queue.put((fut, fn, args, kwargs, timeout))
         idle = self._idle
-        with self._idle_lock:
+        with self._idle_lock:  # also keeps concurrent submits from making more than size threads
             if idle.count:
                 idle.count -= 1
                 return
-        if len(self._threads) < self.size:
-            self._spawn()
+            if len(self._threads) >= self.size:
+                return
+            thread = self._new_thread()
+        thread.start()  # outside the lock, which the new thread takes once its first task is done
 
-    def _spawn(self) -> None:
+    def _new_thread(self) -> threading.Thread:
         slot: list[Future[Any] | None] = [None]
         thread = threading.Thread(target=_work, args=self._work_args(slot), name=f"{self._prefix}-{len(self._threads)}", daemon=True)
         self._threads.append(thread)
         self._slots.append(slot)
-        thread.start()
+        return thread
 
     def _replace(self, slot: list[Future[Any] | None]) -> None:
         """A worker spent by ``max_tasks_per_worker`` hands its place to a new thread."""

@@ -397,10 +397,10 @@ def _panel(ax: Any, report: Report, w: Workload, p: Params) -> None:
         tick.set_fontweight("normal" if is_raw else "bold")
     ax.invert_yaxis()  # the first kind on top, its raw libraries under it
     ax.set_xscale("linear")
-    from matplotlib.ticker import EngFormatter, ScalarFormatter
+    from matplotlib.ticker import EngFormatter, StrMethodFormatter
 
-    # 2M rather than 0.2 with an "x 1e7" in the corner; times as plain numbers
-    ax.xaxis.set_major_formatter(EngFormatter(sep="") if w.metric == "rate" else ScalarFormatter(useOffset=False))
+    # 2M rather than 0.2 with an "x 1e7" in the corner; times as plain numbers, 20,000
+    ax.xaxis.set_major_formatter(EngFormatter(sep="") if w.metric == "rate" else StrMethodFormatter("{x:,g}"))
     top = max(values, default=0.0)
     # room on the right for the longest label; a linear axis from zero, so bar lengths compare
     ax.set_xlim(0, top * 1.6 if top > 0 else 1.0)

@@ -91,6 +91,22 @@ class ExecutorRounds:
     target: Any  # the executor driven
     sleep: Callable[[float], Any]  # how a task sleeps in the I/O round
 
+    def shared(self, name: str) -> Any:
+        """The ``Lock``, ``Queue`` or ``dict`` the shared-state rounds pass to a task."""
+        raise NotImplementedError
+
+    def _shared_round(self, ops: Callable[[Any, int], float], name: str, p: Params) -> float:
+        return float(self.target.submit(ops, self.shared(name), p.ops).result(p.limit))
+
+    def _lock(self, p: Params) -> float:
+        return self._shared_round(lock_ops, "Lock", p)
+
+    def _queue(self, p: Params) -> float:
+        return self._shared_round(queue_ops, "Queue", p)
+
+    def _dict(self, p: Params) -> float:
+        return self._shared_round(dict_ops, "dict", p)
+
     def _overhead(self, p: Params) -> float:
         submit, limit = self.target.submit, p.limit
         start = perf()
@@ -138,20 +154,12 @@ class UnifexSubject(ExecutorRounds, Subject):
             f.result(p.limit)
         deque(self.ex.map(square, range(4 * self.size), timeout=p.limit), maxlen=0)
 
-    def _helper(self, name: str) -> Any:
+    def shared(self, name: str) -> Any:
+        """The executor's own helper (``ex.Lock()``, ...), made once."""
         helper = self._helpers.get(name)
         if helper is None:
             helper = self._helpers[name] = getattr(self.ex, name)()
         return helper
-
-    def _lock(self, p: Params) -> float:
-        return float(self.ex.submit(lock_ops, self._helper("Lock"), p.ops).result(p.limit))
-
-    def _queue(self, p: Params) -> float:
-        return float(self.ex.submit(queue_ops, self._helper("Queue"), p.ops).result(p.limit))
-
-    def _dict(self, p: Params) -> float:
-        return float(self.ex.submit(dict_ops, self._helper("dict"), p.ops).result(p.limit))
 
     def close(self, broken: bool) -> None:
         self._helpers.clear()
@@ -186,14 +194,9 @@ class ThreadPoolSubject(ExecutorRounds, RawSubject):
         for f in futs:
             f.result(p.limit)
 
-    def _lock(self, p: Params) -> float:
-        return float(self.pool.submit(lock_ops, threading.Lock(), p.ops).result(p.limit))
-
-    def _queue(self, p: Params) -> float:
-        return float(self.pool.submit(queue_ops, queue.Queue(), p.ops).result(p.limit))
-
-    def _dict(self, p: Params) -> float:
-        return float(self.pool.submit(dict_ops, {}, p.ops).result(p.limit))
+    def shared(self, name: str) -> Any:
+        """A new ``threading.Lock``, ``queue.Queue`` or ``dict``."""
+        return {"Lock": threading.Lock, "Queue": queue.Queue, "dict": dict}[name]()
 
     def close(self, broken: bool) -> None:
         self.pool.shutdown(wait=not broken, cancel_futures=broken)
@@ -233,22 +236,14 @@ class ProcessPoolSubject(ThreadPoolSubject):
         deque(self.pool.map(square, range(p.map_tasks), timeout=p.limit, chunksize=chunksize), maxlen=0)
         return perf() - start
 
-    def _proxy(self, name: str) -> Any:
+    def shared(self, name: str) -> Any:
+        """A proxy from one ``multiprocessing.Manager`` (started on first use), made once."""
         if self._manager is None:
             self._manager = self.ctx.Manager()
         proxy = self._proxies.get(name)
         if proxy is None:
             proxy = self._proxies[name] = getattr(self._manager, name)()
         return proxy
-
-    def _lock(self, p: Params) -> float:
-        return float(self.pool.submit(lock_ops, self._proxy("Lock"), p.ops).result(p.limit))
-
-    def _queue(self, p: Params) -> float:
-        return float(self.pool.submit(queue_ops, self._proxy("Queue"), p.ops).result(p.limit))
-
-    def _dict(self, p: Params) -> float:
-        return float(self.pool.submit(dict_ops, self._proxy("dict"), p.ops).result(p.limit))
 
     def close(self, broken: bool) -> None:
         self._proxies.clear()
@@ -478,8 +473,9 @@ class JoblibSubject(RawSubject):
         return perf() - start
 
     def close(self, broken: bool) -> None:
-        if self._parallel is not None:
-            self._parallel.__exit__(None, None, None)
+        if self._parallel is None:
+            return
+        self._parallel.__exit__(None, None, None)
         # loky keeps its workers for the next Parallel: stop them with the run
         loky = importlib.import_module("joblib.externals.loky")
         loky.get_reusable_executor(max_workers=self.size).shutdown(wait=not broken, kill_workers=True)

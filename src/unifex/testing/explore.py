@@ -103,7 +103,7 @@ class PCTStrategy(Strategy):
         if depth < 1:
             raise ValueError(f"pct depth must be >= 1, not {depth!r}")
         self.depth = depth
-        self.k = 16  # grows to the longest run seen
+        self.k = 1  # the most scheduling points seen in a run so far
 
     def begin(self, rng: random.Random) -> None:
         super().begin(rng)
@@ -302,8 +302,8 @@ class _ExploringLoop(_Loop):
             self.decisions.append(_key(self, task))
             if i:
                 self.departures.append(len(self.decisions) - 1)
-        if self.steps - self.progress > self.max_steps // 2:
-            self.spins[task] = self.spins.get(task, 0) + 1
+        spins = self.spins
+        spins[task] = spins.get(task, 0) + 1
         if self.tracing:
             self.note(task)
         # as _Loop.step, after the choice
@@ -340,7 +340,8 @@ class _ExploringLoop(_Loop):
                 op = f"resumes after {self.operation(inner.f_code.co_name, inner.f_locals.get('self'))}"
             where = user_line(g)
             what = f"{op} at {where}" if where else op
-        fn_name = getattr(task.fn, "__name__", None) or repr(task.fn)
+        fn = task.target()
+        fn_name = getattr(fn, "__name__", None) or repr(fn)
         self.trace.append((self.steps, f"#{task.number} {fn_name}", what))
 
     def operation(self, name: str, owner: object) -> str:
@@ -467,10 +468,23 @@ def decode_token(token: str) -> tuple[_Settings, list[int], str]:
 
 
 def _format_trace(trace: list[tuple[int, str, str]]) -> str:
-    width = max((len(name) for _, name, _ in trace), default=0)
-    lines = [f"  step {step:>4}  {name:<{width}}  {what}" for step, name, what in trace]
+    """One line per scheduling point; a task repeating the same point (a spin)
+    is folded into one line with a count."""
+    runs: list[list[Any]] = []  # [first step, last step, task, what, count]
+    for step, name, what in trace:
+        if runs and runs[-1][2] == name and runs[-1][3] == what:
+            runs[-1][1] = step
+            runs[-1][4] += 1
+        else:
+            runs.append([step, step, name, what, 1])
+    width = max((len(r[2]) for r in runs), default=0)
+    lines = []
+    for first, last, name, what, count in runs:
+        steps = f"{first:>4}" if count == 1 else f"{first}-{last}"
+        times = "" if count == 1 else f"  (x{count})"
+        lines.append(f"  step {steps:>4}  {name:<{width}}  {what}{times}")
     if len(lines) > _MAX_TRACE:
-        lines = [f"  ... {len(lines) - _MAX_TRACE} earlier steps", *lines[-_MAX_TRACE:]]
+        lines = [f"  ... {len(lines) - _MAX_TRACE} earlier lines", *lines[-_MAX_TRACE:]]
     return "\n".join(lines)
 
 
@@ -552,16 +566,19 @@ def explore(
             break
         member = live[turn % len(live)]
         turn += 1
-        rng = random.Random(f"{seed}/{ran}")
+        rng = random.Random(seed * 1_000_003 + ran)  # an int seeds fast
         run = _run_once(test, settings, member, rng)
         ran += 1
         seen.add(hash(tuple(run.decisions)))
+        if run.failure is not None:
+            _report_failure(test, settings, run, member, ran, len(seen), seed, shrink)
         if isinstance(member, DFSStrategy) and member.exhausted:
             exhausted = member.bound is None and not member.truncated
             if exhausted:
                 break
-        if run.failure is not None:
-            _report_failure(test, settings, run, member, ran, len(seen), seed, shrink)
+            if member.bound is not None and strategy == "portfolio":
+                # every schedule with few departures ran: go on to all of them (and say so if that ends)
+                members[members.index(member)] = DFSStrategy()
     return ExploreResult(ran, len(seen), exhausted, strategy)
 
 

@@ -12,7 +12,9 @@ every registered kind.
 * ``@pytest.mark.explore(schedules=1000, strategy="portfolio", **options)``: run
   a test taking ``ex`` under many schedules of the ``greenlet`` kind
   (:func:`unifex.testing.explore`); ``--unifex-schedules N`` overrides the
-  count, ``--unifex-replay TOKEN`` replays one schedule instead.
+  count, ``--unifex-replay TOKEN`` replays one schedule instead. Given either
+  option, unmarked tests taking ``ex`` are explored too in the plain
+  ``greenlet`` configuration (with its real clock).
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("kind_config", configs, ids=[c.id for c in configs])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _unifex_planned_clusters() -> None:
+    """Start the test infrastructure that collection only planned (the dask
+    kind's shared cluster), once per session, before any test's leak snapshot."""
+    import sys
+
+    shared = sys.modules.get("unifex.testing.dask_cluster")
+    if shared is not None:
+        shared.start_planned()
+
+
 @pytest.fixture
 def make_executor(kind_config: KindConfig) -> Iterator[Callable[..., Any]]:
     import unifex
@@ -84,7 +97,7 @@ def make_executor(kind_config: KindConfig) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def ex(request: pytest.FixtureRequest, make_executor: Callable[..., Any]) -> Any:
-    if request.node.get_closest_marker("explore") is not None:
+    if _explored(request.node) is not None:
         return None  # pytest_pyfunc_call passes a fresh executor per schedule
     return make_executor()
 
@@ -95,10 +108,35 @@ def _greenlet_factory() -> Any:
     return get_factory("greenlet")
 
 
+def _explored(item: Any) -> dict[str, Any] | None:
+    """The explore() options for a test run under explore, else None: a test
+    marked ``explore``, or, given ``--unifex-schedules``/``--unifex-replay``, a
+    test taking ``ex`` in the plain (unseeded) greenlet configuration."""
+    mark = item.get_closest_marker("explore")
+    config = item.config
+    schedules = config.getoption("--unifex-schedules")
+    if mark is not None:
+        options = dict(mark.kwargs)
+        if mark.args:
+            options["schedules"] = mark.args[0]
+    else:
+        if schedules is None and not config.getoption("--unifex-replay"):
+            return None
+        kind_config = getattr(getattr(item, "callspec", None), "params", {}).get("kind_config")
+        if "ex" not in getattr(item, "fixturenames", ()) or kind_config is None or kind_config.kind != "greenlet":
+            return None
+        if kind_config.options.get("seed") is not None:
+            return None  # the seeded variant keeps its own order
+        options = {"clock": kind_config.options.get("clock", "real")}
+    if schedules is not None:
+        options["schedules"] = schedules
+    return options
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    mark = pyfuncitem.get_closest_marker("explore")
-    if mark is None:
+    options = _explored(pyfuncitem)
+    if options is None:
         return None
     from .explore import explore, replay
 
@@ -110,17 +148,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     def test(ex: Any) -> None:
         pyfuncitem.obj(**{**args, "ex": ex})
 
-    config = pyfuncitem.config
-    token = config.getoption("--unifex-replay")
+    token = pyfuncitem.config.getoption("--unifex-replay")
     if token:
         replay(test, token)
         return True
-    options = dict(mark.kwargs)
-    if mark.args:
-        options["schedules"] = mark.args[0]
-    schedules = config.getoption("--unifex-schedules")
-    if schedules is not None:
-        options["schedules"] = schedules
     explore(test, **options)
     return True
 

@@ -9,9 +9,11 @@ Three ways to start, chosen by the options::
 
 Data flow::
 
-    caller --submit--> _pending (local FIFO) --pump: at most `size` in flight--> client.submit(run_remote, payload)
+    caller --submit--> _pending (local FIFO) --pump: at most `size` in flight--> client.submit(run_remote, payload, *big)
                                                                                       |  scheduler -> worker
-    unifex.Future <--settle, callbacks-- collector thread <--(dask future, bytes)-- distributed.as_completed
+    unifex.Future <--settle-- collector thread <--(dask future, bytes)-- distributed.as_completed
+          |
+          +--done-callbacks--> callback thread (one per executor, in completion order)
 
 * The function and its arguments are pickled here, before submission, so a
   value that cannot travel fails that task's future with ``SerializationError``
@@ -25,13 +27,21 @@ Data flow::
   and ``terminate()`` cancels queued work without a scheduler round trip.
 * One collector thread of our own receives finished futures with their results
   (``distributed.as_completed(with_results=True)`` gathers concurrently in the
-  client's event loop) and settles the unifex futures, so done-callbacks run in
-  the submitting process and never on distributed's single callback thread
-  (they run one at a time there: a callback must not wait on another future of
-  the same executor).
+  client's event loop) and settles the unifex futures. Done-callbacks run on a
+  callback thread of the executor, never on the collector nor on distributed's
+  single callback thread: a callback may wait on another future of the same
+  executor, which the collector settles meanwhile.
+* Arguments whose pickle exceeds ``zero_copy_threshold`` (default 1 MiB) are
+  scattered to the cluster and passed as dask dependencies (``*big``), not
+  embedded in the task graph; ``share(obj)`` scatters once to every worker.
 * ``map`` batches: ``chunksize=None`` gives ``ceil(n / (4 * size))`` inputs per
   dask task (at most 10,000) when the input length is known, else 1, so
-  100,000 tiny tasks become ``4 * size`` scheduler tasks.
+  100,000 tiny tasks become ``4 * size`` scheduler tasks. A batch stops at its
+  first exception, of any type, and ``map`` raises it at its position.
+* A worker that dies during a ``map`` batch: the batch runs again recording
+  each item's index on the scheduler before it runs; a crash that recurs is
+  raised at its item's position, after the results of the items before it
+  (which run once more: their results died with the worker).
 * Per-task ``timeout``: the future fails with ``TaskTimeoutError`` at the
   deadline (counted from when the task is handed to dask); the function runs on,
   but its worker thread carries the deadline, so its next ``unifex.sleep`` or
@@ -46,6 +56,8 @@ Data flow::
   ``worker-saturation`` to 1.0 so a crash fails only the task it ran, at once);
   the future fails with ``WorkerCrashedError`` carrying the worker's pid and,
   where its nanny is ours (embedded cluster), the exit code or signal.
+* At normal interpreter exit the core closes live executors (``_exit.py``)
+  before distributed's own thread pools stop, so accepted tasks run to completion.
 
 Helpers (``Lock``, ``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Event``,
 ``Condition``, ``Queue``, ``dict``) live on the scheduler in one extension
@@ -70,11 +82,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
 import os
-import pickle
 import site
 import sys
 import sysconfig
@@ -83,16 +95,22 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import Any, ClassVar, final
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar, final
 
 import cloudpickle
 import dask
 import distributed as _distributed
 
-from ..._base import BaseExecutor, terminated_error
-from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError, describe_exitcode
-from ..._future import Future
+from ..._aio import run_coroutine
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
+from ..._future import Future, run_callback
+from ..._helpers import queue_maxsize, semaphore_value
+from ..._protocols import RLockLike
+from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
+from ..._share import Shared
+from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, parse_bytes
 from . import cluster
 from .helpers import (
     DaskBoundedSemaphore,
@@ -104,12 +122,11 @@ from .helpers import (
     DaskRLock,
     DaskSemaphore,
     call,
-    check_count,
     clients,
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import RUNNERS, RemoteTraceback, describe, dpickle, run_remote
+from .worker import WHERE, DaskShared, Ref, dpickle, end_lives, run_batch, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -121,6 +138,10 @@ logger = logging.getLogger("unifex")
 
 #: largest batch ``map`` makes by itself
 MAX_CHUNKSIZE = 10_000
+#: arguments whose pickle is larger (bytes) are scattered, not put in the task graph
+ZERO_COPY_THRESHOLD = 1 << 20
+
+T = TypeVar("T")
 
 _monotonic = time.monotonic
 
@@ -160,32 +181,140 @@ def _ship_by_value(fn: Any) -> bool:
     return local
 
 
-def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+class _Batch:
+    """What the client keeps of a ``map`` batch in flight, to blame a worker
+    crash on the item that caused it (see :meth:`DaskExecutor._batch_crashed`)."""
+
+    __slots__ = ("crash_error", "exact_from", "flat", "fn", "items", "mark", "resumed", "start")
+
+    def __init__(self, fn: Callable[..., Any], items: list[Any], flat: bool, start: int) -> None:
+        self.fn = fn
+        self.items = items
+        self.flat = flat
+        self.start = start  # position of the first item in the whole map
+        self.exact_from: int | None = None  # items from here on record their index before they run
+        self.mark: str | None = None  # where they record it, on the scheduler
+        self.crash_error: WorkerCrashedError | None = None  # the re-run of the items before a crash: its error
+        self.resumed = False  # its future is already running
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.fn, self.items, self.flat, self.exact_from, self.mark)
+
+
+def _origin(fn: Any, args: tuple[Any, ...] = ()) -> Any:
+    """The user's function inside the core's wrappers (an ``async def`` function
+    runs through ``run_coroutine``), whose module decides how it travels."""
+    if isinstance(fn, functools.partial):
+        return _origin(fn.func, fn.args)
+    if fn is run_coroutine and args:
+        return args[0]
+    return fn
+
+
+def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], batch: _Batch | None = None) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
-        if _ship_by_value(args[0] if fn in RUNNERS else fn):
-            return cloudpickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        if _ship_by_value(_origin(batch.fn) if batch is not None else _origin(fn, args)):
+            return cloudpickle_dumps((fn, args, kwargs))
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
-        what = describe(fn, args, kwargs)
-        parts: list[tuple[str, Any]] = [("the function", fn)]
-        if fn in RUNNERS:
-            parts = [("the function", args[0])] + [(f"input {i}", item) for i, item in enumerate(args[1])]
-        else:
-            parts += [(f"argument {i}", a) for i, a in enumerate(args)] + [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-        for name, value in parts:
-            try:
-                dpickle.dumps(value)
-            except Exception as exc:
-                raise SerializationError(
-                    f"{name} of {what} could not be serialized to send to a dask worker: {exc!r}; pass picklable values "
-                    "(helpers made by this executor travel; locks, sockets and open files do not)"
-                ) from exc
-        raise SerializationError(f"{what} could not be serialized to send to a dask worker: {whole!r}") from whole
+        parts = [("the function", batch.fn), *map_parts(batch.items, batch.start)] if batch is not None else call_parts(fn, args, kwargs)
+        raise which_part(WHERE, parts, whole) from whole
 
 
+def _dumps_value(value: Any) -> bytes:
+    """Pickle one value for the workers; its class travels by value when its
+    module is one a cluster cannot import."""
+    if _ship_by_value(type(value)):
+        return cloudpickle_dumps(value)
+    return dpickle.dumps(value)
 
-_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None"]
+
+#: modules whose done-callbacks never block (map's bookkeeping, wait/as_completed
+#: queues): they run at once, in the thread that settles the future
+_INLINE_MODULES = frozenset({"unifex._map", "unifex._future"})
+
+
+def _inline(callback: Any) -> bool:
+    return (getattr(callback, "__module__", None) or type(callback).__module__) in _INLINE_MODULES
+
+
+class _Deferred(list):  # type: ignore[type-arg]
+    """A future's callback list whose callbacks run on the executor's callback
+    thread, not on the collector: a callback that waits on another future of
+    the same executor cannot stop the collector from settling it."""
+
+    __slots__ = ("_post",)
+
+    def __init__(self, post: Callable[[Future[Any], list[Any]], None], callbacks: Any) -> None:
+        super().__init__(callbacks or ())
+        self._post = post
+
+    def __iter__(self) -> Iterator[Any]:
+        # Future._finish iterates the list once, when the future settles
+        if not list.__len__(self):
+            return iter(())
+        callbacks = list(list.__iter__(self))
+        inline = [cb for cb in callbacks if _inline(cb)]
+        rest = [cb for cb in callbacks if not _inline(cb)]
+        post = self._post
+        if rest:
+            inline.append(lambda fut: post(fut, rest))
+        return iter(inline)
+
+
+class _CallbackThread:
+    """Runs user callbacks in order on one thread of the submitting process."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[tuple[Future[Any], list[Any]]] = deque()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def post(self, fut: Future[Any], callbacks: list[Any]) -> None:
+        with self._cond:
+            if not self._stopped:
+                self._queue.append((fut, callbacks))
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                    self._thread.start()
+                else:
+                    self._cond.notify()
+                return
+        for callback in callbacks:  # after the executor is gone: run them here
+            run_callback(callback, fut)
+
+    def _run(self) -> None:
+        cond, queue = self._cond, self._queue
+        while True:
+            with cond:
+                while not queue and not self._stopped:
+                    cond.wait()
+                if not queue:
+                    return
+                fut, callbacks = queue.popleft()
+            for callback in callbacks:
+                run_callback(callback, fut)
+
+    def is_current(self) -> bool:
+        return self._thread is threading.current_thread()
+
+    def stop(self) -> None:
+        """Run what is queued, then end the thread."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+
+#: a task waiting for a slot: future, function, arguments, timeout, its map batch,
+#: and the pickled call with the scattered arguments it refers to (both made
+#: at submit, outside the state lock)
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
 
 
 @final
@@ -194,7 +323,11 @@ class DaskExecutor(BaseExecutor):
     through a user's ``client``."""
 
     kind: ClassVar[str] = "dask"
-    options: ClassVar[frozenset[str]] = frozenset({"address", "client", "processes", "threads_per_worker"})
+    options: ClassVar[frozenset[str]] = (
+        frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold", "max_memory_per_worker"})
+        | WORKER_OPTIONS
+        | COMMON_OPTIONS
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "remote", "isolated_crash"})
 
     @classmethod
@@ -209,6 +342,13 @@ class DaskExecutor(BaseExecutor):
         client: Any = None,
         processes: bool | None = None,
         threads_per_worker: int | None = None,
+        zero_copy_threshold: int | None = ZERO_COPY_THRESHOLD,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
+        **common: Any,
     ) -> None:
         if address is not None and client is not None:
             raise TypeError("pass either address= (join a running scheduler) or client= (reuse a Client), not both")
@@ -222,9 +362,19 @@ class DaskExecutor(BaseExecutor):
             raise TypeError("client must be a synchronous distributed.Client (made without asynchronous=True): unifex waits in threads, not in an event loop")
         if threads_per_worker is not None and (isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int) or threads_per_worker < 1):
             raise ValueError(f"threads_per_worker must be a positive int or None, not {threads_per_worker!r}")
-        super().__init__(size)
+        if zero_copy_threshold is not None and (isinstance(zero_copy_threshold, bool) or not isinstance(zero_copy_threshold, int) or zero_copy_threshold < 0):
+            raise ValueError(f"zero_copy_threshold must be a number of bytes (an int >= 0) or None, not {zero_copy_threshold!r}")
+        setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        memory = parse_bytes(max_memory_per_worker)
+        setup_payload = None if setup.plain else _serialize_setup(setup)
+        super().__init__(size, **common)
+        self._threshold = zero_copy_threshold
         explicit_size = size is not None
         self._id = uuid.uuid4().hex[:12]
+        self._finalizer = finalizer
+        # what run_remote needs for worker_state(), the worker options and the logs
+        self._log_topic = f"unifex-logs-{self._id}"
+        self._life_spec = (self._id, setup_payload, self._log_topic, logging.getLogger().getEffectiveLevel(), memory)
         self._cluster: Any = None
         self._owns_client = client is None
         if client is not None:
@@ -248,12 +398,17 @@ class DaskExecutor(BaseExecutor):
         self._pending: deque[_Item] = deque()
         self._inflight: dict[str, Future[Any]] = {}
         self._dfutures: dict[str, Any] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._scattered: dict[str, list[Any]] = {}  # key -> the dask futures of its big arguments
+        self._shared: list[DaskShared[Any]] = []
+        self._callbacks = _CallbackThread(f"unifex-dask-callbacks-{self._id}")
         self._cond = threading.Condition(self._state_lock)
         self._collector: threading.Thread | None = None
         self._stopping = False
         self._torn_down = False
         self._helpers_ready = False
         self._names = itertools.count()
+        self._client.subscribe_topic(self._log_topic, _emit_log_event)
 
     def __repr__(self) -> str:
         where = "embedded" if self._cluster is not None else self._scheduler_address
@@ -278,32 +433,93 @@ class DaskExecutor(BaseExecutor):
         return max(1, min(MAX_CHUNKSIZE, math.ceil(hint / (4 * self.size))))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        self._pending.append((fut, fn, args, kwargs, timeout))
-        self._pump()
+        fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
+        # pickling runs user code (__reduce__) and scattering waits on the
+        # cluster: both here, outside the state lock
+        try:
+            payload = _serialize_task(fn, args, kwargs)
+            refs: list[Any] = []
+            if self._threshold is not None and len(payload) > self._threshold:
+                payload, refs = self._scatter_big(fn, args, kwargs)
+        except Exception as exc:
+            if fut.set_running_or_notify_cancel():
+                fut.try_set_exception(exc)
+            return
+        with self._state_lock:
+            self._pending.append((fut, fn, args, kwargs, timeout, None, (payload, refs)))
+            self._pump()
+
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+        fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
+        self._queue_batch(fut, _Batch(fn, batch, flat, start), resumed=False)
+
+    def _queue_batch(self, fut: Future[Any], batch: _Batch, resumed: bool) -> None:
+        """Queue a ``map`` batch, pickled here, outside the state lock; a
+        ``resumed`` batch (run again after a crash) goes first."""
+        try:
+            payload = _serialize_task(run_batch, batch.args(), {}, batch)
+        except SerializationError as exc:
+            if resumed or fut.set_running_or_notify_cancel():
+                fut.try_set_exception(exc)
+            return
+        batch.resumed = resumed
+        item: _Item = (fut, run_batch, (), {}, None, batch, (payload, []))
+        with self._state_lock:
+            if resumed and self._state == TERMINATED:  # the crash was reported after terminate()
+                fut.try_set_exception(terminated_error())
+                return
+            if resumed:
+                self._pending.appendleft(item)
+            else:
+                self._pending.append(item)
+            self._pump()
 
     def _pump(self) -> None:
         """Hand queued tasks to dask while fewer than ``size`` are in flight;
         called with the state lock held."""
         pending, inflight = self._pending, self._inflight
         while pending and len(inflight) < self.size:
-            fut, fn, args, kwargs, timeout = pending.popleft()
-            if not fut.set_running_or_notify_cancel():
+            fut, fn, args, _, timeout, batch, (payload, refs) = pending.popleft()
+            if batch is not None and batch.resumed:
+                if fut.done():
+                    continue
+            elif not fut.set_running_or_notify_cancel():
                 continue
-            try:
-                payload = _serialize_task(fn, args, kwargs)
-            except SerializationError as exc:
-                fut.try_set_exception(exc)
-                continue
-            name = getattr(args[0] if fn in RUNNERS else fn, "__name__", "task")
-            dfut = self._client.submit(run_remote, payload, timeout, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
-            inflight[dfut.key] = fut
-            self._dfutures[dfut.key] = dfut
+            name = getattr(_origin(batch.fn) if batch is not None else _origin(fn, args), "__name__", "task")
+            dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
+            key = dfut.key
+            inflight[key] = fut
+            self._dfutures[key] = dfut
+            if batch is not None:
+                self._batches[key] = batch
+            if refs:
+                self._scattered[key] = refs
             self._ac.add(dfut)
             if timeout is not None:
                 self._timer.call_at(_monotonic() + timeout, _expire, fut)
             self._ensure_collector()
         if not pending and not inflight:
             self._cond.notify_all()
+
+    def _scatter_big(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bytes, list[Any]]:
+        """The task's payload with every argument above ``zero_copy_threshold``
+        scattered to the cluster instead: the task graph carries its key, and
+        dask moves the data to the worker that runs the task."""
+        assert self._threshold is not None
+        threshold = self._threshold
+        big: list[Any] = []
+
+        def swap(value: Any) -> Any:
+            data = _dumps_value(value)
+            if len(data) <= threshold:
+                return value
+            big.append(data)
+            return Ref(len(big) - 1)
+
+        args = tuple(swap(a) for a in args)
+        kwargs = {k: swap(v) for k, v in kwargs.items()}
+        refs = self._client.scatter(big, hash=False) if big else []
+        return _serialize_task(fn, args, kwargs), list(refs)
 
     def _ensure_collector(self) -> None:
         if self._collector is None:
@@ -340,6 +556,8 @@ class DaskExecutor(BaseExecutor):
         with self._state_lock:
             fut = self._inflight.pop(key, None)
             self._dfutures.pop(key, None)
+            batch = self._batches.pop(key, None)
+            self._scattered.pop(key, None)
             self._pump()
         if fut is None:
             return
@@ -352,16 +570,21 @@ class DaskExecutor(BaseExecutor):
                 return
             if ok:
                 if tb and isinstance(value, tuple) and isinstance(value[1], BaseException):
-                    value[1].__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+                    value[1].__cause__ = RemoteTraceback(tb, WHERE)
+                if batch is not None and batch.crash_error is not None and value[1] is None:
+                    value = (value[0], batch.crash_error)  # the items before a crash, then the crash
                 fut.try_set_result(value)
             else:
                 if tb:
-                    value.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+                    value.__cause__ = RemoteTraceback(tb, WHERE)
                 fut.try_set_exception(value)
             return
         error = outcome[1] if isinstance(outcome, tuple) and len(outcome) == 3 else outcome
         if isinstance(error, distributed.KilledWorker):
-            fut.try_set_exception(self._crash_error(error))
+            if batch is not None:
+                self._batch_crashed(fut, batch, error)
+            else:
+                fut.try_set_exception(self._crash_error(error, "the task"))
         elif status == "cancelled" or isinstance(error, (asyncio.CancelledError, distributed.client.FutureCancelledError)):
             fut.try_set_exception(terminated_error())
         elif isinstance(error, BaseException):
@@ -369,15 +592,51 @@ class DaskExecutor(BaseExecutor):
         else:
             fut.try_set_exception(RuntimeError(f"dask reported the task {key} as {status!r} without an exception"))
 
-    def _crash_error(self, exc: Any) -> WorkerCrashedError:
+    def _batch_crashed(self, fut: Future[Any], batch: _Batch, killed: Any) -> None:
+        """A worker died running a ``map`` batch. Which item it was is unknown
+        (recording each item's index costs a round trip), so the batch runs
+        again recording it; if the crash recurs it is raised at its item's
+        position, after the results of the items before it, which run once
+        more (their results died with the worker). An item before a crash may
+        so run three times, the crashing one twice."""
+        if batch.crash_error is not None:  # the re-run of the items before a crash crashed too
+            fut.try_set_result(([], self._crash_error(killed, f"a map batch of {describe_call(batch.fn)} from input {batch.start}")))
+            return
+        if batch.exact_from is None:
+            logger.warning("unifex: a dask worker died during a map batch of %s; running the batch again to find the item", describe_call(batch.fn))
+            with contextlib.suppress(Exception):
+                self._ensure_helpers()
+            batch.exact_from = 0
+            batch.mark = f"{self._id}/mark-{next(self._names)}"
+            self._requeue(fut, batch)
+            return
+        index = None
+        with contextlib.suppress(Exception):
+            index = call(self._scheduler_address, self._client, "read_mark", batch.mark or "")
+        index = min(max(0, index if isinstance(index, int) else 0), len(batch.items) - 1)
+        item = batch.items[index]
+        what = f"{describe_call(batch.fn, (item,) if batch.flat else tuple(item))} (input {batch.start + index} of the map)"
+        error = self._crash_error(killed, what)
+        if index == 0:
+            fut.try_set_result(([], error))
+            return
+        head = _Batch(batch.fn, batch.items[:index], batch.flat, batch.start)
+        head.crash_error = error
+        self._requeue(fut, head)
+
+    def _requeue(self, fut: Future[Any], batch: _Batch) -> None:
+        self._queue_batch(fut, batch, resumed=True)
+
+    def _crash_error(self, exc: Any, what: str) -> WorkerCrashedError:
         worker = getattr(exc, "last_worker", None)
         pid = getattr(worker, "pid", None)
         address = getattr(worker, "address", None) or str(worker)
-        exitcode = cluster.exit_code(self._client, pid) if pid else None
-        how = f"with {describe_exitcode(exitcode)}" if exitcode is not None else "(exit status unknown: only the nannies unifex starts report it)"
+        wait = cluster.EXITCODE_WAIT_EMBEDDED if self._cluster is not None else cluster.EXITCODE_WAIT
+        exitcode = cluster.exit_code(self._client, pid, wait) if pid else None
+        how = exit_text(exitcode) if exitcode is not None else "died (exit status unknown: only the nannies unifex starts report it)"
         tries = getattr(exc, "allowed_failures", 0) + 1
         return WorkerCrashedError(
-            f"the dask worker {address} (pid {pid}) died {how} while running the task "
+            f"the dask worker {address} (pid {pid}) {how} while running {what} "
             f"(dask tried {tries} worker{'s' if tries > 1 else ''}); the cluster replaces the worker and keeps going",
             pid=pid,
             exitcode=exitcode,
@@ -394,7 +653,8 @@ class DaskExecutor(BaseExecutor):
             else:
                 self._cond.notify_all()
             collector = self._collector
-        if wait and collector is not threading.current_thread():
+        # from a callback, waiting would wait for that callback itself
+        if wait and collector is not threading.current_thread() and not self._callbacks.is_current():
             collector.join()
             self._stop_timer()
 
@@ -403,6 +663,11 @@ class DaskExecutor(BaseExecutor):
             if self._torn_down:
                 return
             self._torn_down = True
+        self._callbacks.stop()  # every callback has run before the helpers go
+        self._end_worker_lives()
+        for handle in self._shared:
+            handle._release()
+        self._shared.clear()
         if self._helpers_ready:
             with contextlib.suppress(Exception):
                 self._client.sync(self._client.scheduler.unifex_helper, action="drop", name=self._id + "/")
@@ -415,6 +680,16 @@ class DaskExecutor(BaseExecutor):
             with contextlib.suppress(Exception):
                 self._cluster.close()
 
+    def _end_worker_lives(self) -> None:
+        """Closing: every dask worker runs the finalizer of its unifex worker
+        (not after terminate) and drops its state; the log topic is left."""
+        with contextlib.suppress(Exception):
+            self._client.unsubscribe_topic(self._log_topic)
+        if self._cluster is not None and (self._finalizer is None or self._state == TERMINATED):
+            return  # the embedded cluster goes with its states
+        with contextlib.suppress(Exception):
+            self._client.run(end_lives, self._id, self._finalizer is not None and self._state != TERMINATED)
+
     def _terminate(self) -> None:
         with self._state_lock:
             queued = [item[0] for item in self._pending]
@@ -423,11 +698,12 @@ class DaskExecutor(BaseExecutor):
             dfutures = list(self._dfutures.values())
             self._inflight.clear()
             self._dfutures.clear()
+            self._batches.clear()
+            self._scattered.clear()
             self._stopping = True
             self._cond.notify_all()
             collector = self._collector
-        for fut in queued:
-            fut.cancel()
+        fail_unfinished(queued)  # a re-run batch's future is already running
         for fut in running:
             fut.try_set_exception(terminated_error())
         if dfutures:
@@ -438,20 +714,41 @@ class DaskExecutor(BaseExecutor):
             # close the workers first with a short grace: running tasks die with them
             with contextlib.suppress(Exception):
                 self._cluster.sync(cluster.close_workers, list(self._cluster.workers.values()))
-        if collector is not None and collector is not threading.current_thread():
+        if collector is not None and collector is not threading.current_thread() and not self._callbacks.is_current():
             collector.join()
-        else:
+        elif collector is None:
             self._teardown()
         self._stop_timer()
 
+    # -- share (data) --------------------------------------------------------------------
+
+    def _share(self, obj: T) -> Shared[T]:
+        """Scatter ``obj`` to every worker once (``broadcast=True``); tasks get
+        a handle holding its key, resolved from the worker's memory."""
+        try:
+            data = _dumps_value(obj)
+        except Exception as exc:
+            raise SerializationError(f"the object to share ({type(obj).__name__}) could not be serialized to send to the dask workers: {exc!r}") from exc
+        [dfut] = self._client.scatter([data], broadcast=True, hash=False)
+        handle: DaskShared[T] = DaskShared(obj, dfut.key, dfut)
+        with self._state_lock:
+            if self._state:
+                handle._release()
+                raise self._closed_error()
+            self._shared.append(handle)
+        return handle
+
     # -- helpers (SPEC 4) ----------------------------------------------------------------
+
+    def _ensure_helpers(self) -> None:
+        if not self._helpers_ready:
+            self._client.register_plugin(HelperPlugin(), name=PLUGIN_NAME)
+            self._helpers_ready = True
 
     def _helper_name(self, kind: str, **init: Any) -> tuple[str, str]:
         if self._state:
             raise self._closed_error()
-        if not self._helpers_ready:
-            self._client.register_plugin(HelperPlugin(), name=PLUGIN_NAME)
-            self._helpers_ready = True
+        self._ensure_helpers()
         name = f"{self._id}/{kind}-{next(self._names)}"
         call(self._scheduler_address, self._client, "create", name, kind=kind, **init)
         return name, self._scheduler_address
@@ -462,18 +759,18 @@ class DaskExecutor(BaseExecutor):
     def RLock(self) -> DaskRLock:
         return DaskRLock(*self._helper_name("rlock"))
 
-    def Semaphore(self, n: int = 1) -> DaskSemaphore:
-        check_count(n)
-        return DaskSemaphore(*self._helper_name("sem", value=n, bound=None))
+    def Semaphore(self, value: int = 1) -> DaskSemaphore:
+        value = semaphore_value(value)
+        return DaskSemaphore(*self._helper_name("sem", value=value, bound=None))
 
-    def BoundedSemaphore(self, n: int = 1) -> DaskBoundedSemaphore:
-        check_count(n)
-        return DaskBoundedSemaphore(*self._helper_name("sem", value=n, bound=n))
+    def BoundedSemaphore(self, value: int = 1) -> DaskBoundedSemaphore:
+        value = semaphore_value(value)
+        return DaskBoundedSemaphore(*self._helper_name("sem", value=value, bound=value))
 
     def Event(self) -> DaskEvent:
         return DaskEvent(*self._helper_name("event"))
 
-    def Condition(self, lock: Any = None) -> DaskCondition:
+    def Condition(self, lock: RLockLike | None = None) -> DaskCondition:
         if lock is None:
             lock = self.RLock()
         if not isinstance(lock, (DaskLock, DaskRLock)):
@@ -482,9 +779,7 @@ class DaskExecutor(BaseExecutor):
         return DaskCondition(name, address, lock)
 
     def Queue(self, maxsize: int = 0) -> DaskQueue:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"maxsize must be an int, not {maxsize!r}")
-        return DaskQueue(*self._helper_name("queue", maxsize=maxsize))
+        return DaskQueue(*self._helper_name("queue", maxsize=queue_maxsize(maxsize)))
 
     def dict(self, *args: Any, **kwargs: Any) -> DaskDict:
         d = DaskDict(*self._helper_name("dict"))
@@ -496,3 +791,18 @@ class DaskExecutor(BaseExecutor):
 
 def _expire(fut: Future[Any]) -> None:
     fut.try_set_exception(TaskTimeoutError("the task ran past its timeout; on dask it runs on until its next unifex.sleep or helper wait"))
+
+
+def _serialize_setup(setup: WorkerSetup) -> bytes:
+    try:
+        return dpickle.dumps(setup)
+    except Exception as exc:
+        raise SerializationError(f"the worker options (initializer, initargs, finalizer) could not be pickled for the dask workers: {exc!r}") from None
+
+
+def _emit_log_event(event: Any) -> None:
+    """A worker's logging record, in the client's event loop: hand it to the
+    parent's logger of the same name."""
+    with contextlib.suppress(Exception):
+        _, record = event
+        emit_forwarded(dict(record))

@@ -26,7 +26,9 @@ EMBEDDED_SCHEDULER_CONFIG = {
     "distributed.scheduler.worker-saturation": 1.0,
 }
 #: how long a crash report waits for the dead worker's exit code from its nanny
+#: (longer on the embedded cluster, whose nannies are known to report it)
 EXITCODE_WAIT = 1.0
+EXITCODE_WAIT_EMBEDDED = 5.0
 EXIT_KEY = "unifex-worker-exit"
 
 
@@ -68,10 +70,10 @@ def local_cluster(n_workers: int, threads_per_worker: int, processes: bool, **kw
         )
 
 
-def exit_code(client: Any, pid: int) -> int | None:
+def exit_code(client: Any, pid: int, wait: float = EXITCODE_WAIT) -> int | None:
     """The exit code a :class:`ReportingNanny` reported for worker ``pid``,
-    waiting up to ``EXITCODE_WAIT`` for it; None where no nanny of ours ran it."""
-    end = time.monotonic() + EXITCODE_WAIT
+    waiting up to ``wait`` seconds for it; None where no nanny of ours ran it."""
+    end = time.monotonic() + wait
     while True:
         try:
             code = client.get_metadata([EXIT_KEY, str(pid)], default=None)

@@ -11,6 +11,7 @@ connection to the scheduler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue as _queue_module
 import socket
@@ -23,9 +24,19 @@ from typing import Any
 
 import distributed as _distributed
 
-from ... import _wait
 from ..._errors import ExecutorClosedError
+from ..._helpers import (
+    Held,
+    bounded_wait,
+    lock_timeout,
+    queue_maxsize,
+    queue_timeout,
+    release_count,
+    semaphore_timeout,
+    wait_timeout,
+)
 from ..._shared import LockDelegate, wait_for
+from .scheduler import ACK_OP
 from .worker import current_worker_waits, dpickle
 
 __all__ = [
@@ -37,7 +48,6 @@ __all__ = [
     "DaskQueue",
     "DaskRLock",
     "DaskSemaphore",
-    "check_count",
     "clients",
     "gone",
 ]
@@ -59,11 +69,6 @@ def _client_for(address: str) -> Any:
         if client.status == "running":
             return client
     return None
-
-
-def check_count(n: object) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"semaphore initial value must be an int >= 0, not {n!r}")
 
 
 #: operations that only hand something back (a release, a set, a notify): once the
@@ -131,36 +136,46 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def _wait_bounds(timeout: float | None) -> tuple[float | None, bool]:
-    """A blocking call's timeout bounded by the task deadline, and whether it is the deadline."""
+def _blocking(address: str, op: str, name: str, seconds: float | None, **kwargs: Any) -> Any:
+    """Run a blocking operation for at most ``seconds`` (None: no limit, as
+    :mod:`unifex._helpers.args` returns it), bounded by the task deadline
+    (:func:`unifex._helpers.bounded_wait`); "timeout" when time ran out."""
     ctx = current_worker_waits()
     if ctx is not None:
         ctx.check()
-    return _wait.clamp(None if timeout is None or timeout < 0 else timeout)
+    replies: list[Any] = []
+
+    def attempt(limit: float | None) -> bool:
+        replies.append(_call_within(address, op, name, limit, ctx, **kwargs))
+        return bool(replies[-1] != "timeout")
+
+    bounded_wait(attempt, seconds)
+    return replies[-1]
 
 
-def _blocking(address: str, op: str, name: str, timeout: float | None, **kwargs: Any) -> Any:
-    """Run a blocking operation; on a worker, in slices so a cancelled task stops waiting."""
-    bounded, is_deadline = _wait_bounds(timeout)
-    ctx = current_worker_waits()
+def _call_within(address: str, op: str, name: str, limit: float | None, ctx: Any, **kwargs: Any) -> Any:
+    """One blocking operation; on a worker, in slices so a cancelled task stops waiting."""
     if ctx is None:
-        reply = call(address, None, op, name, timeout=bounded, **kwargs)
-    else:
-        end = None if bounded is None else _monotonic() + bounded
-        while True:
-            left = None if end is None else max(0.0, end - _monotonic())
-            step = 2.0 if left is None else min(left, 2.0)
-            reply = call(address, None, op, name, timeout=step, **kwargs)
-            if reply != "timeout" or (left is not None and left <= step):
-                break
-            ctx.check()
-    if reply == "timeout" and is_deadline:
-        raise _wait.deadline_passed()
-    return reply
+        return call(address, None, op, name, timeout=limit, **kwargs)
+    end = None if limit is None else _monotonic() + limit
+    while True:
+        left = None if end is None else max(0.0, end - _monotonic())
+        step = 2.0 if left is None else min(left, 2.0)
+        reply = call(address, None, op, name, timeout=step, **kwargs)
+        if reply != "timeout" or (left is not None and left <= step):
+            return reply
+        ctx.check()
+
+
+def _acknowledge(name: str, token: str) -> None:
+    """Tell the scheduler, without waiting, that this task received its item."""
+    with contextlib.suppress(Exception):
+        worker = distributed.get_worker()
+        worker.loop.add_callback(worker.batched_send, {"op": ACK_OP, "name": name, "token": token})
 
 
 class _Helper:
-    __slots__ = ("_address", "_name")
+    __slots__ = ("__weakref__", "_address", "_name")
 
     def __init__(self, name: str, address: str) -> None:
         self._name = name
@@ -172,36 +187,35 @@ class _Helper:
     def _op(self, op: str, **kwargs: Any) -> Any:
         return call(self._address, None, op, self._name, **kwargs)
 
+    def _describe(self) -> str:
+        return f"{self._name} on {self._address}"
+
     def __repr__(self) -> str:
-        return f"<unifex.dask.{type(self).__name__.removeprefix('Dask')} {self._name} on {self._address}>"
+        return f"<unifex_dask.{type(self).__name__.removeprefix('Dask')} {self._describe()} at {id(self):#x}>"
 
 
-class DaskSemaphore(_Helper):
+class DaskSemaphore(Held, _Helper):
     """``threading.Semaphore`` held on the scheduler."""
 
     __slots__ = ()
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        if not blocking:
-            if timeout is not None:
-                raise ValueError("can't specify a timeout for a non-blocking call")
+        return self._acquire(semaphore_timeout(blocking, timeout))
+
+    def _acquire(self, seconds: float | None) -> bool:
+        if seconds == 0.0:
             return bool(self._op("acquire", timeout=0, holder=_holder()) == "ok")
-        return bool(_blocking(self._address, "acquire", self._name, timeout, holder=_holder()) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, seconds, holder=_holder()) == "ok")
 
     def release(self, n: int = 1) -> None:
-        if n < 1:
-            raise ValueError("n must be one or more")
-        if self._op("release", n=n, holder=_holder()) != "ok":
+        if self._op("release", n=release_count(n), holder=_holder()) != "ok":
             self._over_release()
 
     def _over_release(self) -> None:
         raise ValueError("Semaphore released too many times")
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __repr__(self) -> str:
+        return f"<unifex_dask.Semaphore at {id(self):#x} {self._describe()}: value={self._op('value')}>"
 
 
 class DaskBoundedSemaphore(DaskSemaphore):
@@ -209,18 +223,18 @@ class DaskBoundedSemaphore(DaskSemaphore):
 
     __slots__ = ()
 
+    def __repr__(self) -> str:
+        value, bound = self._op("value"), self._op("bound")
+        return f"<unifex_dask.BoundedSemaphore at {id(self):#x} {self._describe()}: value={value}/{bound}>"
+
 
 class DaskLock(DaskSemaphore):
     """``threading.Lock`` held on the scheduler: any party may release it."""
 
     __slots__ = ()
 
-    def acquire(self, blocking: bool = True, timeout: float | None = -1) -> bool:
-        if not blocking:
-            if timeout not in (-1, None):
-                raise ValueError("can't specify a timeout for a non-blocking call")
-            return bool(self._op("acquire", timeout=0, holder=_holder()) == "ok")
-        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, holder=_holder()) == "ok")
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:  # type: ignore[override]
+        return self._acquire(lock_timeout(blocking, timeout))
 
     def release(self, n: int = 1) -> None:
         if self._op("release", n=1, holder=_holder()) != "ok":
@@ -229,26 +243,47 @@ class DaskLock(DaskSemaphore):
     def locked(self) -> bool:
         return bool(self._op("value") == 0)
 
+    def __repr__(self) -> str:
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_dask.Lock object {self._describe()} at {id(self):#x}>"
 
-class DaskRLock(_Helper):
+
+class DaskRLock(Held, _Helper):
     """``threading.RLock`` held on the scheduler, owned by the thread that acquired it."""
 
     __slots__ = ()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not blocking:
+        seconds = lock_timeout(blocking, timeout)
+        if seconds == 0.0:
             return bool(self._op("acquire", owner=_owner(), timeout=0, holder=_holder()) == "ok")
-        return bool(_blocking(self._address, "acquire", self._name, None if timeout is None or timeout < 0 else timeout, owner=_owner(), holder=_holder()) == "ok")
+        return bool(_blocking(self._address, "acquire", self._name, seconds, owner=_owner(), holder=_holder()) == "ok")
 
     def release(self) -> None:
         if self._op("release", owner=_owner()) != "ok":
             raise RuntimeError("cannot release un-acquired lock")
 
-    def __enter__(self) -> bool:
-        return self.acquire()
+    # threading.RLock's private protocol
+    def _recursion_count(self) -> int:
+        return int(self._op("count", owner=_owner()))
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def _is_owned(self) -> bool:
+        return self._recursion_count() > 0
+
+    def _release_save(self) -> int:
+        count = self._recursion_count()
+        if not count:
+            raise RuntimeError("cannot release un-acquired lock")
+        for _ in range(count):
+            self.release()
+        return count
+
+    def _acquire_restore(self, count: int) -> None:
+        for _ in range(count):
+            self.acquire()
+
+    def __repr__(self) -> str:
+        count = self._recursion_count()
+        return f"<{'locked' if count else 'unlocked'} unifex_dask.RLock object count={count} {self._describe()} at {id(self):#x}>"
 
 
 class DaskEvent(_Helper):
@@ -266,7 +301,10 @@ class DaskEvent(_Helper):
         return bool(self._op("is_set"))
 
     def wait(self, timeout: float | None = None) -> bool:
-        return bool(_blocking(self._address, "wait", self._name, timeout) == "ok")
+        return bool(_blocking(self._address, "wait", self._name, wait_timeout(timeout)) == "ok")
+
+    def __repr__(self) -> str:
+        return f"<unifex_dask.Event at {id(self):#x} {self._describe()}: {'set' if self.is_set() else 'unset'}>"
 
 
 class DaskCondition(LockDelegate, _Helper):
@@ -291,8 +329,9 @@ class DaskCondition(LockDelegate, _Helper):
         return {**self._lock_args(), "holder": _holder()}
 
     def wait(self, timeout: float | None = None) -> bool:
+        seconds = wait_timeout(timeout)
         token = uuid.uuid4().hex
-        reply = _blocking(self._address, "cond_wait", self._name, timeout, token=token, **self._wait_args())
+        reply = _blocking(self._address, "cond_wait", self._name, seconds, token=token, **self._wait_args())
         if reply == "not-owner":
             raise RuntimeError("cannot wait on un-acquired lock")
         return bool(reply == "ok")
@@ -308,19 +347,24 @@ class DaskCondition(LockDelegate, _Helper):
         self.notify(-1)
 
 
-class DaskQueue(_Helper):
-    """``queue.Queue`` held on the scheduler; items travel pickled."""
+class Queue(_Helper):
+    """``queue.Queue`` held on the scheduler; items travel pickled. (Named
+    ``Queue`` as the stdlib's, which code keyed by class name expects.)"""
 
     __slots__ = ()
 
+    @property
+    def maxsize(self) -> int:
+        return int(self._op("maxsize"))
+
+    @maxsize.setter
+    def maxsize(self, maxsize: int) -> None:
+        self._op("set_maxsize", maxsize=queue_maxsize(maxsize))
+
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        seconds = queue_timeout(block, timeout)
         data = dpickle.dumps(item)
-        if not block:
-            reply = self._op("put", item=data, timeout=0)
-        else:
-            if timeout is not None and timeout < 0:
-                raise ValueError("'timeout' must be a non-negative number")
-            reply = _blocking(self._address, "put", self._name, timeout, item=data)
+        reply = self._op("put", item=data, timeout=0) if seconds == 0.0 else _blocking(self._address, "put", self._name, seconds, item=data)
         if reply != "ok":
             raise _queue_module.Full
 
@@ -328,14 +372,19 @@ class DaskQueue(_Helper):
         self.put(item, False)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if not block:
-            reply = self._op("get", timeout=0)
+        seconds = queue_timeout(block, timeout)
+        # inside a task, the scheduler keeps the item until we acknowledge it,
+        # so that a worker killed in get() does not take the next item with it
+        holder = _holder()
+        token = uuid.uuid4().hex if holder else ""
+        if seconds == 0.0:
+            reply = self._op("get", timeout=0, holder=holder, token=token)
         else:
-            if timeout is not None and timeout < 0:
-                raise ValueError("'timeout' must be a non-negative number")
-            reply = _blocking(self._address, "get", self._name, timeout)
+            reply = _blocking(self._address, "get", self._name, seconds, holder=holder, token=token)
         if not isinstance(reply, bytes):
             raise _queue_module.Empty
+        if holder:
+            _acknowledge(self._name, token)
         return dpickle.loads(reply)
 
     def get_nowait(self) -> Any:
@@ -356,6 +405,9 @@ class DaskQueue(_Helper):
 
     def join(self) -> None:
         _blocking(self._address, "join", self._name, None)
+
+
+DaskQueue = Queue
 
 
 class DaskDict(_Helper, MutableMapping[Any, Any]):

@@ -19,9 +19,11 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .worker import dpickle
 
-__all__ = ["PLUGIN_NAME", "HelperPlugin"]
+__all__ = ["ACK_OP", "PLUGIN_NAME", "HelperPlugin"]
 
 PLUGIN_NAME = "unifex-helpers"
+#: the stream message a worker sends when a task received a queue item
+ACK_OP = "unifex-helper-ack"
 
 
 class _Sem:
@@ -69,6 +71,8 @@ class _QueueState:
         self.items: deque[bytes] = deque()
         self.unfinished = 0
         self.changed = asyncio.Condition()
+        #: items handed to a getter on a worker and not yet acknowledged: token -> (worker, item)
+        self.reserved: dict[str, tuple[str, bytes]] = {}
 
 
 async def _wait_until(cond: asyncio.Condition, ready: Callable[[], bool], timeout: float | None) -> bool:
@@ -90,7 +94,10 @@ class _HelperService:
 
     def __init__(self, scheduler: Any) -> None:
         self.objects: dict[str, Any] = {}
+        #: workers that left: a get of theirs still waiting here must not take an item
+        self.dead: set[str] = set()
         scheduler.handlers["unifex_helper"] = self.handle
+        scheduler.stream_handlers[ACK_OP] = self.ack
 
     async def handle(self, action: str, name: str, **kw: Any) -> Any:
         if action == "create":
@@ -108,6 +115,12 @@ class _HelperService:
             else:
                 self.objects[name] = {}
             return "ok"
+        if action == "mark":  # a map batch re-run after a crash: the item its worker starts
+            self.objects[name] = kw["index"]
+            return "ok"
+        if action == "read_mark":
+            index = self.objects.pop(name, None)
+            return index if isinstance(index, int) else None
         if action == "drop":
             for key in [k for k in self.objects if k.startswith(name)]:
                 del self.objects[key]
@@ -146,6 +159,13 @@ class _HelperService:
     def _sem_value(self, s: _Sem) -> int:
         return s.value
 
+    def _sem_bound(self, s: _Sem) -> int | None:
+        return s.bound
+
+    def _rlock_count(self, r: _RLockState, owner: str) -> int:
+        """How deep ``owner`` holds the lock (0: not at all), for ``_recursion_count``."""
+        return r.count if r.owner == owner else 0
+
     async def _rlock_acquire(self, r: _RLockState, owner: str, timeout: float | None, holder: str = "") -> str:
         async with r.changed:
             if r.owner == owner:
@@ -170,8 +190,17 @@ class _HelperService:
         """A worker left the cluster (it died, most often): give back every lock
         and semaphore unit its tasks held, so the other tasks go on. The data
         such a lock protected may be half-updated; the dead task's future says
-        WorkerCrashedError."""
+        WorkerCrashedError. Queue items its tasks got but had not
+        acknowledged go back to the front of their queue."""
+        self.dead.add(worker)
         for state in list(self.objects.values()):
+            if isinstance(state, _QueueState):
+                back = [token for token, (holder, _) in state.reserved.items() if holder == worker]
+                if back:
+                    async with state.changed:
+                        state.items.extendleft(reversed([state.reserved.pop(token)[1] for token in back]))
+                        state.changed.notify_all()
+                continue
             if isinstance(state, _Sem) and worker in state.holders:
                 async with state.changed:
                     held = state.holders.count(worker)
@@ -262,19 +291,43 @@ class _HelperService:
             q.changed.notify_all()
             return "ok"
 
-    async def _queue_get(self, q: _QueueState, timeout: float | None) -> Any:
+    async def _queue_get(self, q: _QueueState, timeout: float | None, holder: str = "", token: str = "") -> Any:
+        """A get from a task on a worker (``holder``) keeps the item reserved
+        until the worker acknowledges it (:meth:`ack`): if the worker dies first,
+        the item goes back to the front of the queue instead of being lost with
+        a reply that nobody reads."""
         async with q.changed:
             if not await _wait_until(q.changed, lambda: bool(q.items), timeout):
                 return "timeout"
+            if holder in self.dead:  # the getter died while it waited here
+                return "timeout"
             item = q.items.popleft()
+            if holder and token:
+                q.reserved[token] = (holder, item)
             q.changed.notify_all()
             return item
+
+    def ack(self, name: str = "", token: str = "", **_: Any) -> None:
+        """A worker's task received the item it got (a fire-and-forget message on
+        the worker's stream)."""
+        q = self.objects.get(name)
+        if isinstance(q, _QueueState):
+            q.reserved.pop(token, None)
 
     def _queue_qsize(self, q: _QueueState) -> int:
         return len(q.items)
 
     def _queue_full(self, q: _QueueState) -> bool:
         return 0 < q.maxsize <= len(q.items)
+
+    def _queue_maxsize(self, q: _QueueState) -> int:
+        return max(0, q.maxsize)
+
+    async def _queue_set_maxsize(self, q: _QueueState, maxsize: int) -> str:
+        async with q.changed:
+            q.maxsize = maxsize
+            q.changed.notify_all()  # a larger queue has room for waiting puts
+        return "ok"
 
     async def _queue_task_done(self, q: _QueueState) -> str:
         async with q.changed:

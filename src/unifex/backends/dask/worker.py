@@ -8,70 +8,112 @@ client and on the scheduler: it is the wire format of every value we send).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import pickle
 import socket
+import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import cloudpickle
 import distributed as _distributed
 
-from ... import _wait
-from ..._base import describe_call, run_chunk, run_items, terminated_error
+from ... import _remote, _wait
+from ..._base import describe_call, terminated_error
 from ..._errors import SerializationError
+from ..._share import Shared
+from ..._worker import WorkerIO, WorkerLife, WorkerSetup, bind_state, format_bytes, rss_of, unbind_state
 
-__all__ = ["dpickle", "run_remote"]
+__all__ = ["WHERE", "DaskShared", "Ref", "dpickle", "end_lives", "run_batch", "run_remote"]
+
+#: where a remote traceback comes from, for its text
+WHERE = "a dask worker"
+
+T = TypeVar("T")
 
 #: distributed is only partly annotated; its API is used here as dynamic
 distributed: Any = _distributed
-
-RUNNERS = (run_chunk, run_items)  # the batch runners of map
 
 _monotonic = time.monotonic
 
 
 class _Pickle:
-    """pickle, with cloudpickle where plain pickle cannot carry the value (lambdas,
-    closures, anything from ``__main__``), as dask does, but without its log
-    record for every value that fails."""
+    """The wire format of every value the ``dask`` kind sends: :func:`unifex._remote.dumps`
+    (pickle, cloudpickle where pickle cannot), and by value whenever the data
+    names ``__main__``, which a worker cannot import."""
 
     @staticmethod
     def dumps(value: Any) -> bytes:
-        try:
-            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        data = _remote.dumps(value)
         if b"__main__" in data:
-            return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+            return _remote.dumps(value, by_value=True)
         return data
 
-    loads = staticmethod(pickle.loads)
+    loads = staticmethod(_remote.loads)
 
 
 dpickle = _Pickle
 
 
-class RemoteTraceback(Exception):
-    """The traceback of a task's exception as text, attached as ``__cause__``."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
-
-
 def describe(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    if fn in RUNNERS and len(args) == 2:
+    if fn is run_batch:
         inner = getattr(args[0], "__qualname__", None) or repr(args[0])
         return f"map({inner}) over a batch of {len(args[1])} inputs"
     return describe_call(fn, args, kwargs)
 
 
+def run_batch(fn: Callable[..., Any], items: list[Any], flat: bool, exact_from: int | None, mark: str | None) -> tuple[list[Any], BaseException | None]:
+    """Run a ``map`` batch: ``fn(item)`` for each item when ``flat``, else
+    ``fn(*item)``; stop at the first exception of any type (``SystemExit``
+    included, so it is raised at its own position) and return the results
+    before it with it.
+
+    From item ``exact_from`` on, each item's index is recorded on the scheduler
+    (under ``mark``) before it runs: a batch whose worker died runs again this
+    way, so that a crash that recurs is blamed on its item."""
+    results: list[Any] = []
+    append = results.append
+    exact = len(items) if exact_from is None or mark is None else exact_from
+    head = items if exact >= len(items) else items[:exact]
+    try:
+        if flat:
+            for item in head:
+                append(fn(item))
+        else:
+            for args in head:
+                append(fn(*args))
+        for i in range(exact, len(items)):
+            _mark(mark, i)
+            append(fn(items[i]) if flat else fn(*items[i]))
+    except BaseException as exc:  # a task's exception, whatever its type, is its result
+        return results, exc
+    return results, None
+
+
+def _mark(name: str | None, index: int) -> None:
+    worker = distributed.get_worker()
+    distributed.utils.sync(worker.loop, worker.scheduler.unifex_helper, action="mark", name=name, index=index)
+
+
+def _strip(exc: BaseException | None) -> None:
+    """Drop the tracebacks of an exception and of its chain: their text travels
+    apart, and distributed installs tblib, which pickles traceback frames
+    recursively (a ``RecursionError``'s thousand frames fail to pickle)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        if exc.__cause__ is not None and id(exc.__cause__) not in seen:
+            _strip(exc.__cause__)
+        exc = exc.__context__
+
+
 def _dumps_outcome(ok: bool, value: Any, tb: str | None, what: str) -> bytes:
+    if not ok:
+        _strip(value)
+    elif type(value) is tuple and len(value) == 2 and isinstance(value[1], BaseException):
+        _strip(value[1])  # a map batch that stopped at an error
     try:
         return dpickle.dumps((ok, value, tb))
     except Exception as exc:
@@ -151,11 +193,94 @@ def current_worker_waits() -> _WorkerWaits | None:
     return ctx if isinstance(ctx, _WorkerWaits) else None
 
 
-def run_remote(payload: bytes, timeout: float | None) -> bytes:
+class Ref:
+    """In a task's payload, its argument number ``index`` that was too big to
+    embed: dask passes it to :func:`run_remote` as a dependency."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Ref, (self.index,))
+
+
+def _put_back(args: tuple[Any, ...], kwargs: dict[str, Any], big: tuple[bytes, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    args = tuple(dpickle.loads(big[a.index]) if isinstance(a, Ref) else a for a in args)
+    return args, {k: dpickle.loads(big[v.index]) if isinstance(v, Ref) else v for k, v in kwargs.items()}
+
+
+class DaskShared(Shared[T]):
+    """``Executor.share(obj)`` on dask: the object is scattered to every worker
+    (``broadcast=True``); the handle travels as its key and each worker reads
+    the object from its own memory, where it was unpickled once on arrival. A
+    worker that joined later fetches it once from a peer."""
+
+    __slots__ = ("_dfut", "_key", "_local")
+
+    def __init__(self, value: T, key: str, dfut: Any = None) -> None:
+        super().__init__(value)
+        self._key = key
+        self._dfut = dfut
+        self._local = dfut is not None  # made here: the value is at hand
+
+    @property
+    def value(self) -> T:
+        if self._local:
+            return self._value
+        return _resolve_shared(self._key)  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_shared_handle, (self._key,))
+
+    def _release(self) -> None:
+        dfut, self._dfut = self._dfut, None
+        if dfut is not None:
+            with contextlib.suppress(Exception):
+                dfut.release()
+
+    def __repr__(self) -> str:
+        return f"<unifex.Shared on dask {self._key}>"
+
+
+def _shared_handle(key: str) -> DaskShared[Any]:
+    return DaskShared(None, key)
+
+
+#: key -> the shared object, unpickled once in this worker process
+_shared_cache: dict[str, Any] = {}
+_shared_lock = threading.Lock()
+
+
+def _resolve_shared(key: str) -> Any:
+    try:
+        return _shared_cache[key]
+    except KeyError:
+        pass
+    with _shared_lock:  # one unpickle per process, however many threads ask at once
+        if key in _shared_cache:
+            return _shared_cache[key]
+        worker = distributed.get_worker()
+        data = worker.data.get(key) if key in worker.data else None
+        if data is None:  # a worker that joined after the broadcast: fetch it from a peer
+            data = distributed.Future(key, client=distributed.get_client()).result()
+        value = dpickle.loads(data)
+        for old in [k for k in _shared_cache if k not in worker.data]:  # handles whose executor closed
+            del _shared_cache[old]
+        _shared_cache[key] = value
+        return value
+
+
+def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tuple[Any, ...] | None = None) -> bytes:
     """Run one task on a dask worker: unpickle, run with the task's deadline and
-    cancellation check in place, and return ``(ok, value, traceback)`` pickled."""
+    cancellation check in place, and return ``(ok, value, traceback)`` pickled.
+    ``big`` holds the arguments too large to embed in ``payload``; ``life_spec``
+    names the executor's worker options (see :func:`_enter_life`)."""
     try:
         fn, args, kwargs = dpickle.loads(payload)
+        if big:
+            args, kwargs = _put_back(args, kwargs, big)
     except Exception as exc:
         err = SerializationError(
             f"the task could not be deserialized on the dask worker {socket.gethostname()} (pid {os.getpid()}): {exc!r}; "
@@ -165,19 +290,127 @@ def run_remote(payload: bytes, timeout: float | None) -> bytes:
     key = ""
     with contextlib.suppress(Exception):
         key = str(distributed.get_worker().get_current_task())
+    life, previous, io = _enter_life(life_spec, fn)
+    if life is not None and life.init_error is not None:
+        _leave_life(life, previous, io, life_spec)
+        return _dumps_outcome(False, life.init_error, None, describe(fn, args, kwargs))
     ctx = _WorkerWaits(key)
     _wait.push_context(ctx)
     if timeout is not None:
         _wait.set_task_deadline(_monotonic() + timeout)
+    error: BaseException | None = None
+    tb: str | None = None
     try:
         value = fn(*args, **kwargs)
-    except BaseException as exc:
-        return _dumps_outcome(False, exc, traceback.format_exc(), describe(fn, args, kwargs))
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt of a task are its result too
+        error, tb = exc, traceback.format_exc()
+        if io is not None:
+            io.note(exc)
     finally:
         _wait.set_task_deadline(None)
         _wait.remove_context(ctx)
-    tb: str | None = None
-    if fn in RUNNERS and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
-        tb = "".join(traceback.format_exception(value[1]))
+        _leave_life(life, previous, io, life_spec)
+    # pickled outside the except block: a RecursionError pickles only there
+    if error is not None:
+        return _dumps_outcome(False, error, tb, describe(fn, args, kwargs))
+    if fn is run_batch and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
+        tb = _remote.traceback_text(value[1])
     return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
 
+
+# -- worker options on a dask worker (docs/lifecycle.md) ------------------------------
+#
+# A "worker" is a dask worker: one worker_state() per executor per dask worker,
+# shared by its threads; the initializer runs at the first task of the executor
+# there (under a lock: the other threads wait for it). Recycling renews the life
+# in place (finalizer, fresh state, initializer again): the dask worker process
+# is dask's to restart, and on a shared cluster other clients' tasks run there.
+
+_lives_lock = threading.Lock()
+_lives: dict[tuple[str, str], WorkerLife] = {}  # (executor id, worker address) -> life
+_io: WorkerIO | None = None
+
+
+def _worker_address() -> str:
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:
+        return ""
+
+
+def _logs(topic: str) -> Any:
+    def send(record: dict[str, Any]) -> None:
+        distributed.get_worker().log_event(topic, record)
+
+    return send
+
+
+def _enter_life(life_spec: tuple[Any, ...] | None, fn: Any) -> tuple[WorkerLife | None, Any, WorkerIO | None]:
+    """Bind this executor's state on this dask worker to the task thread (made,
+    and its initializer run, at the first task), and start the task's output
+    tail and log forwarding."""
+    global _io
+    if life_spec is None:
+        return None, None, None
+    ex_id, setup_payload, topic, _level, _memory = life_spec
+    key = (ex_id, _worker_address())
+    with _lives_lock:
+        if _io is None:
+            _io = WorkerIO(None, None, own_root=False)
+        life = _lives.get(key)
+        if life is None:
+            setup = dpickle.loads(setup_payload) if setup_payload is not None else WorkerSetup()
+            life = _lives[key] = WorkerLife(setup, "dask")
+            life.begin()  # the initializer, with the state bound to this thread
+            unbind_state(life.previous)
+        life.done += 1
+    previous = bind_state(life.state)
+    _io.begin(fn, _logs(topic) if topic else None)
+    return life, previous, _io
+
+
+def _leave_life(life: WorkerLife | None, previous: Any, io: WorkerIO | None, life_spec: tuple[Any, ...] | None) -> None:
+    if life is None or life_spec is None:
+        return
+    unbind_state(previous)
+    ex_id, _setup, _topic, _level, memory = life_spec
+    why = None
+    if life.spent:
+        why = f"it ran max_tasks_per_worker={life.setup.max_tasks} tasks"
+    elif memory is not None:
+        rss = rss_of(os.getpid())
+        if rss is not None and rss > memory:
+            why = f"its process uses {format_bytes(rss)}, more than max_memory_per_worker={format_bytes(memory)}"
+    if why is not None:
+        key = (ex_id, _worker_address())
+        with _lives_lock:
+            if _lives.get(key) is life:
+                del _lives[key]
+            else:
+                why = None
+        if why is not None:
+            logging.getLogger("unifex").warning("unifex: dask worker %s (pid %d): %s; its unifex worker is replaced", key[1], os.getpid(), why)
+            _end(life)
+    if io is not None:
+        io.end()
+
+
+def _end(life: WorkerLife) -> None:
+    life.previous = bind_state(life.state)
+    life.end()
+    import gc
+
+    gc.collect()  # what the state held goes now
+
+
+def end_lives(ex_id: str, finalize: bool = True) -> int:
+    """Run on every dask worker when an executor closes: its workers' finalizers
+    run and their states go. Returns how many ended."""
+    with _lives_lock:
+        ended = [life for (eid, _), life in list(_lives.items()) if eid == ex_id]
+        for key in [k for k in _lives if k[0] == ex_id]:
+            del _lives[key]
+    for life in ended:
+        if finalize:
+            _end(life)
+    return len(ended)

@@ -11,9 +11,10 @@ from typing import Any, ClassVar, final
 from greenlet import getcurrent
 
 from ... import _wait
-from ..._base import COMMON_OPTIONS, BaseExecutor, terminated_error
+from ..._base import COMMON_OPTIONS, BaseExecutor, stopped_error, terminated_error
 from ..._errors import DeadlockError
 from ..._future import Future
+from ..._protocols import RLockLike
 from ..._worker import WORKER_OPTIONS, WorkerLife, WorkerSetup, bind_state, register_state_lookup, unbind_state
 from .helpers import (
     GreenletBoundedSemaphore,
@@ -106,7 +107,8 @@ class GreenletExecutor(BaseExecutor):
         if _get_ident() == loop.ident:
             self._accept(task)
         else:
-            self._posted += 1
+            with self._state_lock:  # submits from several threads at once count up here
+                self._posted += 1
             loop.post(self._accept_posted, task)
 
     def _accept_posted(self, task: _Task) -> None:
@@ -231,6 +233,23 @@ class GreenletExecutor(BaseExecutor):
             raise
         self._unregister()
 
+    def _cancel_queued(self) -> None:
+        for task in list(self._pending):
+            task.fut.cancel()
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: kill it (in the loop's thread)."""
+
+        def stop(_: object) -> None:
+            for task in list(self._active):
+                if task.fut is fut and not fut.done():
+                    self._loop.kill(task, stopped_error())
+
+        if _get_ident() == self._loop.ident:
+            stop(None)
+        else:
+            self._loop.post(stop, None)
+
     def _terminate(self) -> None:
         loop = self._loop
         self._terminated = True
@@ -266,25 +285,25 @@ class GreenletExecutor(BaseExecutor):
 
     # -- helpers (section 4 of the contract) -------------------------------------------
 
-    def Lock(self) -> Any:
+    def Lock(self) -> GreenletLock:
         return GreenletLock(self)
 
-    def RLock(self) -> Any:
+    def RLock(self) -> GreenletRLock:
         return GreenletRLock(self)
 
-    def Event(self) -> Any:
+    def Event(self) -> GreenletEvent:
         return GreenletEvent(self)
 
-    def Semaphore(self, n: int = 1) -> Any:
-        return GreenletSemaphore(self, n)
+    def Semaphore(self, value: int = 1) -> GreenletSemaphore:
+        return GreenletSemaphore(self, value)
 
-    def BoundedSemaphore(self, n: int = 1) -> Any:
-        return GreenletBoundedSemaphore(self, n)
+    def BoundedSemaphore(self, value: int = 1) -> GreenletBoundedSemaphore:
+        return GreenletBoundedSemaphore(self, value)
 
-    def Condition(self, lock: Any = None) -> Any:
+    def Condition(self, lock: RLockLike | None = None) -> GreenletCondition:
         return GreenletCondition(self, lock)
 
-    def Queue(self, maxsize: int = 0) -> Any:
+    def Queue(self, maxsize: int = 0) -> GreenletQueue:
         return GreenletQueue(self, maxsize)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import _wait
+from ..._helpers import Held, lock_timeout, queue_maxsize, queue_timeout, release_count, semaphore_timeout, semaphore_value, wait_timeout
 from ..._shared import wait_for
 from .loop import _describe_holder, _me
 
@@ -64,17 +65,6 @@ def _block(mutex: Any, entries: deque[_Entry], entry: _Entry, timeout: float | N
         return False
 
 
-def _lock_timeout(blocking: bool, timeout: float) -> float | None:
-    """Check ``acquire(blocking, timeout)`` arguments as ``threading.Lock`` does."""
-    if not blocking:
-        if timeout != -1:
-            raise ValueError("can't specify a timeout for a non-blocking call")
-        return None
-    if timeout < 0 and timeout != -1:
-        raise ValueError("timeout value must be a non-negative number")
-    return None if timeout == -1 else timeout
-
-
 class _Helper:
     __slots__ = ("__weakref__", "_mutex", "_owner")
 
@@ -86,7 +76,7 @@ class _Helper:
         raise TypeError(f"{self!r} works only inside its own process and thread; it cannot be pickled")
 
 
-class GreenletLock(_Helper):
+class GreenletLock(Held, _Helper):
     """``threading.Lock`` on the scheduler: a blocking acquire parks the task."""
 
     __slots__ = ("_holder", "_locked", "_waiters")
@@ -98,7 +88,7 @@ class GreenletLock(_Helper):
         self._waiters: deque[_Entry] = deque()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        wait_for = _lock_timeout(blocking, timeout)
+        wait_for = lock_timeout(blocking, timeout)
         with self._mutex:
             if not self._locked:
                 self._locked = True
@@ -132,9 +122,6 @@ class GreenletLock(_Helper):
 
     __enter__ = acquire
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     # for GreenletCondition
     def _is_owned(self) -> bool:
         return self._locked and self._holder is _me()
@@ -145,14 +132,19 @@ class GreenletLock(_Helper):
     def _acquire_restore(self, state: None) -> None:
         self.acquire()
 
+    def _at_fork_reinit(self) -> None:
+        self._locked = False
+        self._holder = None
+        self._waiters.clear()
+
     def __repr__(self) -> str:
         if not self._locked:
-            return "<unifex greenlet Lock unlocked>"
+            return f"<unlocked unifex_greenlet.Lock object at {id(self):#x}>"
         waiting = f", {len(self._waiters)} waiting" if self._waiters else ""
-        return f"<unifex greenlet Lock held by {_describe_holder(self._holder)}{waiting}>"
+        return f"<locked unifex_greenlet.Lock object held by {_describe_holder(self._holder)}{waiting} at {id(self):#x}>"
 
 
-class GreenletRLock(_Helper):
+class GreenletRLock(Held, _Helper):
     """``threading.RLock`` on the scheduler; the owner is the task (greenlet)."""
 
     __slots__ = ("_count", "_holder", "_waiters")
@@ -164,7 +156,7 @@ class GreenletRLock(_Helper):
         self._waiters: deque[_Entry] = deque()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        wait_for = _lock_timeout(blocking, timeout)
+        wait_for = lock_timeout(blocking, timeout)
         me = _me()
         with self._mutex:
             if self._holder is None:
@@ -216,9 +208,6 @@ class GreenletRLock(_Helper):
 
     __enter__ = acquire
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _is_owned(self) -> bool:
         return self._holder is _me()
 
@@ -231,29 +220,30 @@ class GreenletRLock(_Helper):
         self.acquire()
         self._count = count
 
+    def _recursion_count(self) -> int:
+        return self._count if self._holder is _me() else 0
+
     def __repr__(self) -> str:
         if self._holder is None:
-            return "<unifex greenlet RLock unlocked>"
+            return f"<unlocked unifex_greenlet.RLock object at {id(self):#x}>"
         waiting = f", {len(self._waiters)} waiting" if self._waiters else ""
-        return f"<unifex greenlet RLock held by {_describe_holder(self._holder)} (depth {self._count}){waiting}>"
+        return f"<locked unifex_greenlet.RLock object held by {_describe_holder(self._holder)} (depth {self._count}){waiting} at {id(self):#x}>"
 
 
-class GreenletSemaphore(_Helper):
+class GreenletSemaphore(Held, _Helper):
     """``threading.Semaphore`` on the scheduler."""
 
     __slots__ = ("_initial", "_value", "_waiters")
 
     def __init__(self, owner: GreenletExecutor, value: int = 1) -> None:
-        if value < 0:
-            raise ValueError(f"semaphore initial value must be >= 0, not {value!r}")
+        value = semaphore_value(value)
         super().__init__(owner)
         self._value = value
         self._initial = value
         self._waiters: deque[_Entry] = deque()
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        if not blocking and timeout is not None:
-            raise ValueError("can't specify timeout for non-blocking acquire")
+        timeout = semaphore_timeout(blocking, timeout)
         with self._mutex:
             if self._value > 0:
                 self._value -= 1
@@ -271,8 +261,7 @@ class GreenletSemaphore(_Helper):
         pass
 
     def release(self, n: int = 1) -> None:
-        if n < 1:
-            raise ValueError("n must be one or more")
+        n = release_count(n)
         granted = []
         with self._mutex:
             self._check_release(n)
@@ -288,12 +277,12 @@ class GreenletSemaphore(_Helper):
 
     __enter__ = acquire
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def _value_text(self) -> str:
+        return str(self._value)
 
     def __repr__(self) -> str:
         waiting = f", {len(self._waiters)} waiting" if self._waiters else ""
-        return f"<unifex greenlet {type(self).__name__[8:]} value={self._value}{waiting}>"
+        return f"<unifex_greenlet.{type(self).__name__[8:]} at {id(self):#x}: value={self._value_text()}{waiting}>"
 
 
 class GreenletBoundedSemaphore(GreenletSemaphore):
@@ -304,6 +293,9 @@ class GreenletBoundedSemaphore(GreenletSemaphore):
     def _check_release(self, n: int) -> None:
         if self._value + n > self._initial:
             raise ValueError(f"Semaphore released too many times (initial value {self._initial})")
+
+    def _value_text(self) -> str:
+        return f"{self._value}/{self._initial}"
 
 
 class GreenletEvent(_Helper):
@@ -332,6 +324,7 @@ class GreenletEvent(_Helper):
         self._flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
+        timeout = wait_timeout(timeout)
         with self._mutex:
             if self._flag:
                 return True
@@ -347,9 +340,8 @@ class GreenletEvent(_Helper):
         return ok or self._flag
 
     def __repr__(self) -> str:
-        if self._flag:
-            return "<unifex greenlet Event set>"
-        return f"<unifex greenlet Event not set ({len(self._waiters)} waiting)>"
+        waiting = f" ({len(self._waiters)} waiting)" if self._waiters else ""
+        return f"<unifex_greenlet.Event at {id(self):#x}{waiting}: {'set' if self._flag else 'unset'}>"
 
 
 def _waiter_notified(waiter: _wait.Waiter) -> bool:
@@ -401,6 +393,7 @@ class GreenletCondition(_Helper):
             lock.acquire()
 
     def wait(self, timeout: float | None = None) -> bool:
+        timeout = wait_timeout(timeout)
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _wait.current().waiter(self)
@@ -435,18 +428,19 @@ class GreenletCondition(_Helper):
     notifyAll = notify_all
 
     def __repr__(self) -> str:
-        return f"<unifex greenlet Condition on {self._lock!r} ({len(self._waiters)} waiting)>"
+        return f"<unifex_greenlet.Condition on {self._lock!r} ({len(self._waiters)} waiting)>"
 
 
-class GreenletQueue(_Helper):
+class Queue(_Helper):
     """``queue.Queue`` on the scheduler, with ``task_done``/``join``; raises
-    ``queue.Empty`` and ``queue.Full`` as the stdlib does."""
+    ``queue.Empty`` and ``queue.Full`` as the stdlib does. (Named ``Queue``
+    as the stdlib's, which code keyed by class name expects.)"""
 
     __slots__ = ("_getters", "_items", "_joiners", "_putters", "maxsize", "unfinished_tasks")
 
     def __init__(self, owner: GreenletExecutor, maxsize: int = 0) -> None:
         super().__init__(owner)
-        self.maxsize = maxsize
+        self.maxsize = queue_maxsize(maxsize)
         self._items: deque[Any] = deque()
         self._getters: deque[_Entry] = deque()
         self._putters: deque[_Entry] = deque()
@@ -463,6 +457,7 @@ class GreenletQueue(_Helper):
         return 0 < self.maxsize <= len(self._items)
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        timeout = queue_timeout(block, timeout)
         with self._mutex:
             if self._getters:  # the queue is empty and someone waits: hand the item over
                 getter = self._getters.popleft()
@@ -476,8 +471,6 @@ class GreenletQueue(_Helper):
             elif not block:
                 raise _stdqueue.Full
             else:
-                if timeout is not None and timeout < 0:
-                    raise ValueError("'timeout' must be a non-negative number")
                 getter = None
                 entry = _Entry(_wait.current().waiter(self), item)
                 self._putters.append(entry)
@@ -488,6 +481,7 @@ class GreenletQueue(_Helper):
             raise _stdqueue.Full
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        timeout = queue_timeout(block, timeout)
         entry = None
         putter = None
         with self._mutex:
@@ -501,8 +495,6 @@ class GreenletQueue(_Helper):
             elif not block:
                 raise _stdqueue.Empty
             else:
-                if timeout is not None and timeout < 0:
-                    raise ValueError("'timeout' must be a non-negative number")
                 entry = _Entry(_wait.current().waiter(self))
                 self._getters.append(entry)
         if entry is None:
@@ -565,7 +557,10 @@ class GreenletQueue(_Helper):
             parts.append(f"{len(self._putters)} put() waiting")
         if self._joiners:
             parts.append(f"join() waiting for {self.unfinished_tasks} task_done()")
-        return f"<unifex greenlet Queue {', '.join(parts)}>"
+        return f"<unifex_greenlet.Queue at {id(self):#x} {', '.join(parts)}>"
+
+
+GreenletQueue = Queue
 
 
 def _ignore(entry: _Entry) -> None:

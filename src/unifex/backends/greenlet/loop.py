@@ -75,7 +75,8 @@ from greenlet import GreenletExit, getcurrent
 from greenlet import greenlet as _greenlet
 
 from ... import _wait
-from ..._base import describe_call
+from ..._aio import run_coroutine
+from ..._base import _Context, describe_call
 from ..._errors import DeadlockError, TaskTimeoutError
 from ..._future import Future, _DoneQueue
 
@@ -133,10 +134,18 @@ class _Task:
         """``#3 f(1, 2)``: the task's submission number and its call."""
         return f"#{self.number} {describe_call(self.fn, self.args, self.kwargs)}"
 
+    def target(self) -> Callable[..., Any]:
+        """The user's function (not the ``Context.run`` or coroutine runner wrapping it)."""
+        fn, args = self.fn, self.args
+        while args and (type(getattr(fn, "__self__", None)) is _Context or fn is run_coroutine):
+            fn, args = args[0], args[1:]
+        return fn
+
     def name(self) -> str:
         """``#3 f``: short, for helper reprs (a call's arguments may be helpers
         whose repr names this task)."""
-        return f"#{self.number} {getattr(self.fn, '__qualname__', None) or repr(self.fn)}"
+        fn = self.target()
+        return f"#{self.number} {getattr(fn, '__qualname__', None) or repr(fn)}"
 
 
 def _current_task() -> _Task | None:

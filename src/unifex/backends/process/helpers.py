@@ -55,6 +55,17 @@ from multiprocessing import resource_tracker
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import ExecutorClosedError
+from ..._helpers import (
+    Held,
+    bounded_wait,
+    lock_timeout,
+    queue_maxsize,
+    queue_timeout,
+    release_count,
+    semaphore_timeout,
+    semaphore_value,
+    wait_timeout,
+)
 from ..._remote import dumps
 from ..._shared import LockDelegate, wait_for
 
@@ -130,11 +141,15 @@ def install_worker(token: int, table: Any) -> memoryview | None:
     return view
 
 
-def _timeout_arg(timeout: float | None) -> float | None:
-    """threading's "negative or None: forever" to SemLock's None."""
-    if timeout is None or timeout < 0:
-        return None
-    return timeout
+def _take(sem: Any, seconds: float | None) -> bool:
+    """Take ``sem``: at once when ``seconds`` is 0.0, else waiting at most
+    ``seconds`` (None: no limit, as :mod:`unifex._helpers.args` returns it),
+    bounded by the task deadline."""
+    if sem.acquire(False):
+        return True
+    if seconds == 0.0:
+        return False
+    return bounded_wait(lambda s: bool(sem.acquire(True, s)), seconds)
 
 
 class SharedState:
@@ -189,13 +204,14 @@ class SharedState:
         name = self._new_semaphore(_RECURSIVE_MUTEX, 1, 1)
         return RLock(name, self.token, self._lock_slot(name))
 
-    def Semaphore(self, n: int = 1) -> Semaphore:
-        _check_count(n)
-        return Semaphore(self._new_semaphore(_SEMAPHORE, n, SEM_VALUE_MAX), SEM_VALUE_MAX)
+    def Semaphore(self, value: int = 1) -> Semaphore:
+        value = semaphore_value(value)
+        return Semaphore(self._new_semaphore(_SEMAPHORE, value, SEM_VALUE_MAX), SEM_VALUE_MAX)
 
-    def BoundedSemaphore(self, n: int = 1) -> BoundedSemaphore:
-        _check_count(n)
-        return BoundedSemaphore(self._new_semaphore(_SEMAPHORE, n, max(n, 1)), max(n, 1))
+    def BoundedSemaphore(self, value: int = 1) -> BoundedSemaphore:
+        # the bound is the initial value, 0 included: SemLock refuses a release past it
+        value = semaphore_value(value)
+        return BoundedSemaphore(self._new_semaphore(_SEMAPHORE, value, value), value)
 
     def Condition(self, lock: Any = None) -> Condition:
         if lock is None:
@@ -212,8 +228,7 @@ class SharedState:
         return Event(flag, self.Condition(self.Lock()))
 
     def Queue(self, maxsize: int = 0) -> Queue:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
-            raise TypeError(f"Queue(maxsize) needs an int, not {maxsize!r}")
+        maxsize = queue_maxsize(maxsize)
         with self._lock:
             if self.closed:
                 raise _closed("executor")
@@ -290,18 +305,13 @@ class SharedState:
         _tables.pop(self.token, None)
 
 
-def _check_count(n: object) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"semaphore initial value must be an int >= 0, not {n!r}")
-
-
 # -- locks and semaphores --------------------------------------------------------------
 
 
-class Lock:
+class Lock(Held):
     """``threading.Lock`` across the executor's processes."""
 
-    __slots__ = ("_name", "_sem", "_slot", "_table", "_token")
+    __slots__ = ("__weakref__", "_name", "_sem", "_slot", "_table", "_token")
     _kind = _SEMAPHORE
 
     def __init__(self, name: str, token: int, slot: int) -> None:
@@ -315,7 +325,7 @@ class Lock:
         return (type(self), (self._name, self._token, self._slot))
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not self._sem.acquire(blocking, _timeout_arg(timeout) if blocking else None):
+        if not _take(self._sem, lock_timeout(blocking, timeout)):
             return False
         table = self._table
         if table is not None:
@@ -334,12 +344,6 @@ class Lock:
     def locked(self) -> bool:
         return bool(self._sem._get_value() == 0)
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _is_owned(self) -> bool:
         return bool(self._sem._is_mine())
 
@@ -351,7 +355,7 @@ class Lock:
         self.acquire()
 
     def __repr__(self) -> str:
-        return f"<unifex process Lock {self._name} {'locked' if self.locked() else 'unlocked'}>"
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_process.Lock object {self._name} at {id(self):#x}>"
 
 
 class RLock(Lock):
@@ -362,7 +366,7 @@ class RLock(Lock):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         sem = self._sem
-        if not sem.acquire(blocking, _timeout_arg(timeout) if blocking else None):
+        if not _take(sem, lock_timeout(blocking, timeout)):
             return False
         table = self._table
         if table is not None and sem._count() == 1:
@@ -391,14 +395,27 @@ class RLock(Lock):
         for _ in range(count):
             self.acquire()
 
+    # threading.RLock's private protocol, which Condition-like code uses
+    def _release_save(self) -> int:
+        if not self._sem._is_mine():
+            raise RuntimeError("cannot release un-acquired lock")
+        return self._release_all()
+
+    def _acquire_restore(self, count: int) -> None:
+        self._reacquire(count)
+
+    def _recursion_count(self) -> int:
+        return int(self._sem._count()) if self._sem._is_mine() else 0
+
     def __repr__(self) -> str:
-        return f"<unifex process RLock {self._name}>"
+        owned = f" count={self._sem._count()}" if self._sem._is_mine() else ""
+        return f"<{'locked' if self.locked() else 'unlocked'} unifex_process.RLock object {self._name}{owned} at {id(self):#x}>"
 
 
-class Semaphore:
+class Semaphore(Held):
     """``threading.Semaphore`` across the executor's processes."""
 
-    __slots__ = ("_maxvalue", "_name", "_sem")
+    __slots__ = ("__weakref__", "_maxvalue", "_name", "_sem")
 
     def __init__(self, name: str, maxvalue: int) -> None:
         self._name = name
@@ -409,33 +426,26 @@ class Semaphore:
         return (type(self), (self._name, self._maxvalue))
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        if not blocking and timeout is not None:
-            raise ValueError("can't specify timeout for non-blocking acquire")
-        return bool(self._sem.acquire(blocking, _timeout_arg(timeout) if blocking else None))
+        return _take(self._sem, semaphore_timeout(blocking, timeout))
 
     def release(self, n: int = 1) -> None:
-        if n < 1:
-            raise ValueError("n must be one or more")
-        for _ in range(n):
+        for _ in range(release_count(n)):
             try:
                 self._sem.release()
             except ValueError:
                 raise ValueError("Semaphore released too many times") from None
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def __repr__(self) -> str:
-        return f"<unifex process {type(self).__name__} {self._name} value={self._sem._get_value()}>"
+        return f"<unifex_process.Semaphore at {id(self):#x}: value={self._sem._get_value()}>"
 
 
 class BoundedSemaphore(Semaphore):
     """``threading.BoundedSemaphore``: releasing above the initial value raises ValueError."""
 
     __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<unifex_process.BoundedSemaphore at {id(self):#x}: value={self._sem._get_value()}/{self._maxvalue}>"
 
 
 # -- condition and event ---------------------------------------------------------------
@@ -470,6 +480,7 @@ class Condition(LockDelegate):
         )
 
     def wait(self, timeout: float | None = None) -> bool:
+        seconds = wait_timeout(timeout)
         lock = self._lock
         if not lock._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
@@ -477,7 +488,7 @@ class Condition(LockDelegate):
         sleeping.release()  # registered while holding the lock: a notify cannot slip in between
         count = lock._release_all()
         try:
-            return bool(wake.acquire(True, _timeout_arg(timeout)))
+            return _take(wake, seconds)
         finally:
             woken.release()  # awake (or timed out): tell the notifier
             lock._reacquire(count)
@@ -508,13 +519,13 @@ class Condition(LockDelegate):
         self.notify(sys.maxsize)
 
     def __repr__(self) -> str:
-        return f"<unifex process Condition {self._lock!r}>"
+        return f"<unifex_process.Condition({self._lock!r})>"
 
 
 class Event:
     """``threading.Event`` across the executor's processes."""
 
-    __slots__ = ("_cond", "_flag")
+    __slots__ = ("__weakref__", "_cond", "_flag")
 
     def __init__(self, flag: str, cond: Condition) -> None:
         self._flag = flag
@@ -540,13 +551,19 @@ class Event:
             _open(self._flag, _SEMAPHORE, 1).acquire(False)
 
     def wait(self, timeout: float | None = None) -> bool:
+        seconds = wait_timeout(timeout)
         if self.is_set():
             return True
         with self._cond:
-            return bool(self._cond.wait_for(self.is_set, timeout))
+            # as threading.Event: woken by set() means True, even if clear() came before we ran
+            return self.is_set() or self._cond.wait(seconds)
+
+    def _at_fork_reinit(self) -> None:
+        """Nothing to renew after a fork: the state lives in named semaphores
+        that the child shares with every other process of the executor."""
 
     def __repr__(self) -> str:
-        return f"<unifex process Event {'set' if self.is_set() else 'unset'}>"
+        return f"<unifex_process.Event at {id(self):#x}: {'set' if self.is_set() else 'unset'}>"
 
 
 # -- queue -----------------------------------------------------------------------------
@@ -627,8 +644,9 @@ class Queue:
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         data = dumps(item)
+        seconds = queue_timeout(block, timeout)
         places = self._places
-        if places is not None and not places.acquire(block, _timeout_arg(timeout) if block else None):
+        if places is not None and not _take(places, seconds):
             raise queue.Full
         need = _LEN.size + len(data)
         buf = self._buf
@@ -650,7 +668,7 @@ class Queue:
         self._items.release()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if not self._items.acquire(block, _timeout_arg(timeout) if block else None):
+        if not _take(self._items, queue_timeout(block, timeout)):
             raise queue.Empty
         buf = self._buf
         overflow = None
