@@ -12,6 +12,7 @@ from ._base import check_size
 from ._future import Future
 from ._protocols import ConditionLike, EventLike, LockLike, QueueLike, RLockLike, SemaphoreLike
 from ._registry import get_factory
+from ._share import Shared
 
 __all__ = ["ConditionLike", "EventLike", "Executor", "LockLike", "QueueLike", "RLockLike", "SemaphoreLike", "executor"]
 
@@ -56,6 +57,11 @@ class Executor(Protocol):
         backoff: Any = None,
         progress: Any = False,
     ) -> Iterator[T]: ...
+
+    def share(self, obj: T) -> Shared[T]:
+        """A handle to ``obj`` that tasks receive as an argument and read with
+        ``handle.value`` (see docs/data.md)."""
+        ...
 
     def amap(
         self,

@@ -70,6 +70,10 @@ def start_map(
             hint = min(len(it) for it in iterables)  # type: ignore[arg-type]
         chunksize = ex._default_chunksize(hint)
         if chunksize > 1:
+            if buffersize is None and hint is None:
+                # an iterator of unknown length: read no further ahead than a
+                # map with one input per task would
+                buffersize = 2 * ex.size * chunksize
             return _adaptive_map(ex, fn, iterables, end, ordered, buffersize, chunksize, retry)
     if buffersize is None:
         buffersize = 4 * ex.size * chunksize
@@ -108,11 +112,11 @@ def _adaptive_map(
     if buffersize is None:
         buffersize = 4 * ex.size * cap
     cap = min(cap, buffersize)
-    in_flight = max(1, buffersize // cap)
     flat = len(iterables) == 1
     inputs: Iterator[Any] = iter(iterables[0]) if flat else zip(*iterables, strict=False)
-    sizer = _Adaptive(cap, ex.size)
-    return _MapRun(ex, fn, inputs, in_flight, end, ordered, run_items if flat else run_chunk, sizer, retry)
+    sizer = _Adaptive(cap, ex.size, buffersize)
+    # up to 4 batches per worker, and never more than ``buffersize`` inputs in flight
+    return _MapRun(ex, fn, inputs, max(1, 4 * ex.size), end, ordered, run_items if flat else run_chunk, sizer, retry)
 
 
 class _Adaptive:
@@ -122,12 +126,14 @@ class _Adaptive:
     per worker, at most ``cap`` items (a progress bar moves at least that often).
     Until a batch has finished, sizes double."""
 
-    __slots__ = ("cap", "done", "size", "start", "workers")
+    __slots__ = ("cap", "done", "in_flight", "limit", "size", "start", "workers")
 
     _WINDOW = 16  # finished batches the rate is measured over
 
-    def __init__(self, cap: int, workers: int) -> None:
+    def __init__(self, cap: int, workers: int, limit: int | None = None) -> None:
         self.cap = cap
+        self.limit = limit  # inputs in flight at most (``buffersize``)
+        self.in_flight = 0  # inputs sent whose batch the map has not yielded yet
         self.workers = max(1, workers)
         self.size = 1
         self.start = time.perf_counter()
@@ -153,7 +159,7 @@ class _Adaptive:
         else:
             elapsed = done[0][0] - self.start
             items = done[0][1]
-        want = 2 * self.size if elapsed <= 0 else int(TARGET_BATCH_SECONDS * items / elapsed / self.workers)
+        want = 2 * self.size if elapsed <= 0 else round(TARGET_BATCH_SECONDS * items / elapsed / self.workers)
         # shrink at most by half per batch (a slow spell), never past the cap
         self.size = max(1, self.size // 2, min(self.cap, want))
         return self.size
@@ -237,10 +243,17 @@ class _MapRun:
                     self.exhausted = True
                     return
             else:
-                item = list(itertools.islice(self.inputs, sizer.next_size()))
+                n = sizer.next_size()
+                if sizer.limit is not None:
+                    room = sizer.limit - sizer.in_flight
+                    if room <= 0:
+                        return
+                    n = min(n, room)
+                item = list(itertools.islice(self.inputs, n))
                 if not item:
                     self.exhausted = True
                     return
+                sizer.in_flight += len(item)
             if self.retry is not None:
                 pending.append(self._dispatch_retrying(item))
                 continue
@@ -284,7 +297,14 @@ class _MapRun:
         ident = ex._begin_dispatch()
         try:
             if self.runner is None:
-                start_task(ex, fut, Future(ex), self.retry, self.fn, item, {}, None)
+                fn, args = (copy_context().run, (self.fn, *item)) if ex._copy_context else (self.fn, item)
+                try:
+                    start_task(ex, fut, Future(ex), self.retry, fn, args, {}, None)
+                except SerializationError as exc:
+                    # an input that cannot travel fails at its position, like a task error
+                    err = SerializationError(f"map input item {self.position}: {exc}")
+                    err.__cause__ = exc.__cause__
+                    fut.try_set_exception(err)
             else:
                 start_batch(ex, fut, self.retry, self.fn, item, self.runner is run_items, self.position)
         finally:
@@ -331,6 +351,10 @@ class _MapRun:
                     pending.remove(fut)
                     out = [fut.result()]
                     del fut
+                if chunked:
+                    results, exc = out[0]
+                    if self.sizer is not None:
+                        self.sizer.in_flight -= len(results) if exc is None else self.sizer.in_flight
                 self._fill(self.in_flight)
                 if chunked:
                     results, exc = out.pop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from concurrent.futures import CancelledError
+from contextvars import Context
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from ._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, TerminatedError, WorkerCrashedError
@@ -99,13 +100,14 @@ class RetryFuture(Future[T]):
     exceptions of the failed ones, oldest first. The last error is raised with
     the earlier ones chained as its ``__context__`` (the oldest at the bottom)."""
 
-    __slots__ = ("_current", "attempts", "errors")
+    __slots__ = ("_current", "_first", "attempts", "errors")
 
     def __init__(self, owner: object = None) -> None:
         super().__init__(owner)
         self.attempts = 0
         self.errors: list[BaseException] = []
         self._current: Future[Any] | None = None
+        self._first: Future[Any] | None = None
 
     def running(self) -> bool:
         current = self._current
@@ -160,6 +162,8 @@ class _Attempts:
 
     def launch(self, inner: Future[Any]) -> None:
         """Dispatch one attempt; called with the executor's state lock held."""
+        if self.outer._first is None:
+            self.outer._first = inner
         self.outer._current = inner
         inner.add_done_callback(self._attempt_done)
         self._dispatch(inner)
@@ -232,7 +236,14 @@ class _TaskAttempts(_Attempts):
         self.timeout = timeout
 
     def _dispatch(self, inner: Future[Any]) -> None:
-        self.ex._dispatch(inner, self.fn, self.args, self.kwargs, self.timeout)
+        fn = self.fn
+        if inner is not self.outer._first:
+            ctx = getattr(fn, "__self__", None)
+            if isinstance(ctx, Context):
+                # the submitter's context copy may still be entered by a timed-out
+                # attempt running on in its thread: each attempt gets its own copy
+                fn = ctx.copy().run
+        self.ex._dispatch(inner, fn, self.args, self.kwargs, self.timeout)
 
     def _attempt_done(self, inner: Future[Any]) -> None:
         outer = self.outer
@@ -309,12 +320,12 @@ def start_task(
 ) -> None:
     """Run ``fn`` with retries, settling ``outer``; ``first`` is the first
     attempt's future. Called with the executor's state lock held."""
-    ex._track_retrying(outer)
     _TaskAttempts(ex, outer, policy, fn, args, kwargs, timeout).launch(first)
+    ex._track_retrying(outer)  # after the first dispatch: one that raises leaves nothing to wait for
 
 
 def start_batch(ex: BaseExecutor, outer: RetryFuture[Any], policy: RetryPolicy, fn: Callable[..., Any], items: list[Any], flat: bool, start: int) -> None:
     """Run one ``map`` batch with retries; ``outer`` gets ``(results, error)``.
     Called with the executor's state lock held."""
-    ex._track_retrying(outer)
     _BatchAttempts(ex, outer, policy, fn, items, flat, start).launch(Future(ex))
+    ex._track_retrying(outer)

@@ -270,26 +270,27 @@ TAIL_LINES = 20
 
 
 class _Tee:
-    """A text stream that writes through and keeps the last complete lines."""
+    """A text stream that writes through and keeps the last complete lines in
+    the tail of the task running in the writing thread."""
 
-    def __init__(self, stream: Any, label: str, tail: Any) -> None:
+    def __init__(self, stream: Any, label: str, io: WorkerIO) -> None:
         self._stream = stream
         self._label = label
-        self._tail = tail
+        self._io = io
         self._partial = ""
 
     def write(self, text: str) -> int:
         stream = self._stream
         n = stream.write(text) if stream is not None else len(text)
-        if "\n" in text:
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
-            for line in lines:
-                self._tail.append(f"{self._label}: {line}")
-        else:
-            self._partial += text
-            if len(self._partial) > 4096:
-                self._partial = self._partial[-4096:]
+        tail = getattr(self._io.local, "tail", None)
+        if tail is not None:
+            if "\n" in text:
+                lines = (self._partial + text).split("\n")
+                self._partial = lines.pop()
+                for line in lines:
+                    tail.append(f"{self._label}: {line}")
+            else:
+                self._partial = (self._partial + text)[-4096:]
         return int(n) if n is not None else len(text)
 
     def flush(self) -> None:
@@ -301,53 +302,62 @@ class _Tee:
 
 
 class WorkerIO:
-    """In a worker process: the tail of its stdout/stderr for the notes of a
-    failed task, and its ``logging`` records forwarded to the parent through
-    ``send(record_dict)``, tagged with the running task's name and the pid."""
+    """In a worker process: the tail of what each task writes to stdout/stderr,
+    for the notes of a failed task, and its ``logging`` records forwarded to the
+    parent through a ``send(record_dict)``, tagged with the running task's name
+    (``task_name``) and the worker's pid (``worker_pid``). Task threads are told
+    apart, so a dask worker with several threads keeps one tail per task."""
 
-    def __init__(self, send: Callable[[dict[str, Any]], object] | None, level: int | None) -> None:
-        from collections import deque
-
-        self.task_name: str | None = None
-        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        sys.stdout = _Tee(sys.stdout, "stdout", self.tail)  # type: ignore[assignment]
-        sys.stderr = _Tee(sys.stderr, "stderr", self.tail)  # type: ignore[assignment]
-        if send is not None:
-            root = logging.getLogger()
+    def __init__(self, send: Callable[[dict[str, Any]], object] | None, level: int | None, own_root: bool = True) -> None:
+        self.local = threading.local()
+        self.send = send
+        sys.stdout = _Tee(sys.stdout, "stdout", self)  # type: ignore[assignment]
+        sys.stderr = _Tee(sys.stderr, "stderr", self)  # type: ignore[assignment]
+        root = logging.getLogger()
+        if own_root:
             for handler in list(root.handlers):  # inherited under fork: the parent prints them once
                 root.removeHandler(handler)
-            root.addHandler(_Forward(self, send))
             if level is not None:
                 root.setLevel(level)
+        root.addHandler(_Forward(self, level if level is not None else logging.NOTSET))
 
-    def begin(self, fn: Any) -> None:
-        """A task starts: name it for log records; output tail starts afresh."""
-        self.task_name = _name(fn)
-        if self.tail:
-            self.tail.clear()
+    def begin(self, fn: Any, send: Callable[[dict[str, Any]], object] | None = None) -> None:
+        """A task starts in this thread: name it for log records, start its
+        output tail afresh; ``send`` overrides where its records go."""
+        from collections import deque
+
+        local = self.local
+        local.task_name = _name(fn)
+        local.tail = deque(maxlen=TAIL_LINES)
+        local.send = send
+
+    def end(self) -> None:
+        local = self.local
+        local.task_name = local.tail = local.send = None
 
     def note(self, exc: BaseException) -> None:
         """Add the task's last output lines to ``exc``'s notes."""
-        self.task_name = None
-        if self.tail and hasattr(exc, "add_note"):
+        tail = getattr(self.local, "tail", None)
+        if tail and hasattr(exc, "add_note"):
             import os
 
-            exc.add_note(f"unifex: the last lines the worker (pid {os.getpid()}) wrote while running the task:\n" + "\n".join(self.tail))
+            exc.add_note(f"unifex: the last lines the worker (pid {os.getpid()}) wrote while running the task:\n" + "\n".join(tail))
 
 
 class _Forward(logging.Handler):
-    def __init__(self, io: WorkerIO, send: Callable[[dict[str, Any]], object]) -> None:
-        super().__init__()
+    def __init__(self, io: WorkerIO, level: int) -> None:
+        super().__init__(level)
         self._io = io
-        self._send = send
         self._busy = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._busy, "on", False):
-            return  # a record logged while sending one
+        local = self._io.local
+        send = getattr(local, "send", None) or self._io.send
+        if send is None or getattr(self._busy, "on", False):
+            return  # outside a task with nowhere to send, or a record logged while sending one
         self._busy.on = True
         try:
-            self._send(record_to_dict(record, self._io.task_name))
+            send(record_to_dict(record, getattr(local, "task_name", None)))
         except Exception:
             self.handleError(record)
         finally:

@@ -1,9 +1,8 @@
-"""Which kinds take the lifecycle options yet: the worker options and the
-executor-wide defaults reach ``process``, ``dask`` and ``greenlet`` once their
-packages have the worker-loop plumbing."""
+"""The kinds the lifecycle conformance tests run for: every built-in kind
+(a third-party backend opts in by taking the same options)."""
 
 from __future__ import annotations
 
 #: kinds whose workers take initializer/initargs/finalizer/max_tasks_per_worker
 #: and whose executors take the executor-wide options (retries, max_pending, ...)
-LIFECYCLE_KINDS = ("thread", "pool", "serial", "gevent", "greenlet", "process")
+LIFECYCLE_KINDS = ("thread", "pool", "serial", "gevent", "greenlet", "process", "dask")

@@ -30,8 +30,12 @@ def test_no_worker_runs_more_than_max_tasks(make_executor: Any) -> None:
 def test_a_replaced_worker_runs_the_initializer_again(make_executor: Any) -> None:
     ex = make_executor(size=1, max_tasks_per_worker=2, initializer=lt.init_state, initargs=("fresh",))
     results = [ex.submit(lt.count_in_state).result(timeout=30) for _ in range(6)]
-    assert [n for _, n in results] == [1, 2, 1, 2, 1, 2]  # the state starts empty in each new worker
-    assert len({token for token, _ in results}) == 3
+    by_worker: dict[str, list[int]] = {}
+    for token, n in results:
+        by_worker.setdefault(token, []).append(n)
+    # each worker's state starts empty and serves at most 2 tasks (a dask cluster may have several workers)
+    assert all(ns in ([1], [1, 2]) for ns in by_worker.values())
+    assert len(by_worker) >= 3
 
 
 @pytest.mark.timeout(120)

@@ -84,7 +84,7 @@ from gevent.monkey import get_original
 from greenlet import getcurrent
 
 from .. import _wait
-from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished
+from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, stopped_error
 from .._errors import TaskTimeoutError
 from .._future import Future
 from .._helpers import (
@@ -536,6 +536,23 @@ class GeventExecutor(BaseExecutor):
             if self._drained(me):  # the last worker left before we registered
                 break
             waiter.wait(None)
+
+    def _cancel_queued(self) -> None:
+        for item in list(self._pending):
+            item[0].cancel()
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: kill its greenlet."""
+
+        def stop() -> None:
+            for glet, running in list(self._running.items()):
+                if running is fut and fut.try_set_exception(stopped_error()):
+                    glet.kill(block=False)
+
+        if _get_ident() == self._ident:
+            stop()
+        else:
+            self._loop.run_callback_threadsafe(stop)
 
     def _terminate(self) -> None:
         dropped: list[Future[Any]] = []

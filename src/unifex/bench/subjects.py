@@ -473,8 +473,9 @@ class JoblibSubject(RawSubject):
         return perf() - start
 
     def close(self, broken: bool) -> None:
-        if self._parallel is not None:
-            self._parallel.__exit__(None, None, None)
+        if self._parallel is None:
+            return
+        self._parallel.__exit__(None, None, None)
         # loky keeps its workers for the next Parallel: stop them with the run
         loky = importlib.import_module("joblib.externals.loky")
         loky.get_reusable_executor(max_workers=self.size).shutdown(wait=not broken, kill_workers=True)

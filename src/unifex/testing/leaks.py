@@ -49,12 +49,12 @@ def _ours(names: set[str]) -> set[str]:
     """The semaphores among ``names`` that belong to this test run: named after
     this process (unifex names its own ``sem.ux<pid>-...``) or still mapped by
     this process or one of its children (shared-memory segments likewise,
-    ``uxq<pid>-...``). /dev/shm is machine-wide, so files
+    ``uxq<pid>-...``, and the data segments ``uxd<pid>-...``). /dev/shm is machine-wide, so files
     made by unrelated programs running at the same time are not counted."""
     if not names:
         return set()
     me = os.getpid()
-    ours = {n for n in names if os.path.basename(n).startswith((f"sem.ux{me}-", f"uxq{me}-"))}
+    ours = {n for n in names if os.path.basename(n).startswith((f"sem.ux{me}-", f"uxq{me}-", f"uxd{me}-"))}
     for pid in [me, *_children()]:
         try:
             with open(f"/proc/{pid}/maps") as f:

@@ -8,6 +8,7 @@ task sees its earlier attempts whichever worker, thread or process ran them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -106,8 +107,8 @@ def worker_token(_: Any = None) -> str:
 def count_in_state(_: Any = None) -> tuple[str, int]:
     """``(worker token, how many tasks this worker has run so far)``."""
     state = unifex.worker_state()
-    state["count"] = state.get("count", 0) + 1
-    return str(state.setdefault("token", uuid.uuid4().hex)), state["count"]
+    counter = state.setdefault("counter", itertools.count(1))  # atomic: a dask worker's threads share the state
+    return str(state.setdefault("token", uuid.uuid4().hex)), next(counter)
 
 
 def log_and_fail(message: str, fail: bool = False) -> int:

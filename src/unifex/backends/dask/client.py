@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -102,13 +103,14 @@ import dask
 import distributed as _distributed
 
 from ..._aio import run_coroutine
-from ..._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future, run_callback
 from ..._helpers import queue_maxsize, semaphore_value
 from ..._protocols import RLockLike
 from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
 from ..._share import Shared
+from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, parse_bytes
 from . import cluster
 from .helpers import (
     DaskBoundedSemaphore,
@@ -124,7 +126,7 @@ from .helpers import (
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import WHERE, DaskShared, Ref, dpickle, run_batch, run_remote
+from .worker import WHERE, DaskShared, Ref, dpickle, end_lives, run_batch, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -199,10 +201,20 @@ class _Batch:
         return (self.fn, self.items, self.flat, self.exact_from, self.mark)
 
 
+def _origin(fn: Any, args: tuple[Any, ...] = ()) -> Any:
+    """The user's function inside the core's wrappers (an ``async def`` function
+    runs through ``run_coroutine``), whose module decides how it travels."""
+    if isinstance(fn, functools.partial):
+        return _origin(fn.func, fn.args)
+    if fn is run_coroutine and args:
+        return args[0]
+    return fn
+
+
 def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], batch: _Batch | None = None) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
-        if _ship_by_value(batch.fn if batch is not None else args[0] if fn is run_coroutine and args else fn):
+        if _ship_by_value(_origin(batch.fn) if batch is not None else _origin(fn, args)):
             return cloudpickle_dumps((fn, args, kwargs))
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
@@ -300,15 +312,22 @@ class _CallbackThread:
 
 
 #: a task waiting for a slot: future, function, arguments, timeout, its map batch,
-#: and the pickled call when it was pickled at submit (outside the state lock)
-_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "bytes | None"]
+#: and the pickled call with the scattered arguments it refers to (both made
+#: at submit, outside the state lock)
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
+
+
 @final
 class DaskExecutor(BaseExecutor):
     """Tasks on a dask.distributed cluster: embedded, joined by ``address`` or
     through a user's ``client``."""
 
     kind: ClassVar[str] = "dask"
-    options: ClassVar[frozenset[str]] = frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold"}) | COMMON_OPTIONS
+    options: ClassVar[frozenset[str]] = (
+        frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold", "max_memory_per_worker"})
+        | WORKER_OPTIONS
+        | COMMON_OPTIONS
+    )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "remote", "isolated_crash"})
 
     @classmethod
@@ -324,6 +343,11 @@ class DaskExecutor(BaseExecutor):
         processes: bool | None = None,
         threads_per_worker: int | None = None,
         zero_copy_threshold: int | None = ZERO_COPY_THRESHOLD,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | str | None = None,
         **common: Any,
     ) -> None:
         if address is not None and client is not None:
@@ -340,10 +364,17 @@ class DaskExecutor(BaseExecutor):
             raise ValueError(f"threads_per_worker must be a positive int or None, not {threads_per_worker!r}")
         if zero_copy_threshold is not None and (isinstance(zero_copy_threshold, bool) or not isinstance(zero_copy_threshold, int) or zero_copy_threshold < 0):
             raise ValueError(f"zero_copy_threshold must be a number of bytes (an int >= 0) or None, not {zero_copy_threshold!r}")
+        setup = WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)
+        memory = parse_bytes(max_memory_per_worker)
+        setup_payload = None if setup.plain else _serialize_setup(setup)
         super().__init__(size, **common)
         self._threshold = zero_copy_threshold
         explicit_size = size is not None
         self._id = uuid.uuid4().hex[:12]
+        self._finalizer = finalizer
+        # what run_remote needs for worker_state(), the worker options and the logs
+        self._log_topic = f"unifex-logs-{self._id}"
+        self._life_spec = (self._id, setup_payload, self._log_topic, logging.getLogger().getEffectiveLevel(), memory)
         self._cluster: Any = None
         self._owns_client = client is None
         if client is not None:
@@ -377,6 +408,7 @@ class DaskExecutor(BaseExecutor):
         self._torn_down = False
         self._helpers_ready = False
         self._names = itertools.count()
+        self._client.subscribe_topic(self._log_topic, _emit_log_event)
 
     def __repr__(self) -> str:
         where = "embedded" if self._cluster is not None else self._scheduler_address
@@ -402,21 +434,44 @@ class DaskExecutor(BaseExecutor):
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
-        # pickling runs user code (__reduce__): here, outside the state lock
+        # pickling runs user code (__reduce__) and scattering waits on the
+        # cluster: both here, outside the state lock
         try:
             payload = _serialize_task(fn, args, kwargs)
-        except SerializationError as exc:
+            refs: list[Any] = []
+            if self._threshold is not None and len(payload) > self._threshold:
+                payload, refs = self._scatter_big(fn, args, kwargs)
+        except Exception as exc:
             if fut.set_running_or_notify_cancel():
                 fut.try_set_exception(exc)
             return
         with self._state_lock:
-            self._pending.append((fut, fn, args, kwargs, timeout, None, payload))
+            self._pending.append((fut, fn, args, kwargs, timeout, None, (payload, refs)))
             self._pump()
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
-        with self._state_lock:  # a batch is pickled when sent: it may be resumed after a crash
-            self._pending.append((fut, run_batch, (), {}, None, _Batch(fn, batch, flat, start), None))
+        self._queue_batch(fut, _Batch(fn, batch, flat, start), resumed=False)
+
+    def _queue_batch(self, fut: Future[Any], batch: _Batch, resumed: bool) -> None:
+        """Queue a ``map`` batch, pickled here, outside the state lock; a
+        ``resumed`` batch (run again after a crash) goes first."""
+        try:
+            payload = _serialize_task(run_batch, batch.args(), {}, batch)
+        except SerializationError as exc:
+            if resumed or fut.set_running_or_notify_cancel():
+                fut.try_set_exception(exc)
+            return
+        batch.resumed = resumed
+        item: _Item = (fut, run_batch, (), {}, None, batch, (payload, []))
+        with self._state_lock:
+            if resumed and self._state == TERMINATED:  # the crash was reported after terminate()
+                fut.try_set_exception(terminated_error())
+                return
+            if resumed:
+                self._pending.appendleft(item)
+            else:
+                self._pending.append(item)
             self._pump()
 
     def _pump(self) -> None:
@@ -424,26 +479,14 @@ class DaskExecutor(BaseExecutor):
         called with the state lock held."""
         pending, inflight = self._pending, self._inflight
         while pending and len(inflight) < self.size:
-            fut, fn, args, kwargs, timeout, batch, pickled = pending.popleft()
-            if batch is not None:
-                args = batch.args()
-                if batch.resumed:
-                    if fut.done():
-                        continue
-                elif not fut.set_running_or_notify_cancel():
+            fut, fn, args, _, timeout, batch, (payload, refs) = pending.popleft()
+            if batch is not None and batch.resumed:
+                if fut.done():
                     continue
             elif not fut.set_running_or_notify_cancel():
                 continue
-            try:
-                payload = pickled if pickled is not None else _serialize_task(fn, args, kwargs, batch)
-                refs: list[Any] = []
-                if self._threshold is not None and len(payload) > self._threshold and batch is None:
-                    payload, refs = self._scatter_big(fn, args, kwargs)
-            except SerializationError as exc:
-                fut.try_set_exception(exc)
-                continue
-            name = getattr(batch.fn if batch is not None else fn, "__name__", "task")
-            dfut = self._client.submit(run_remote, payload, timeout, *refs, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
+            name = getattr(_origin(batch.fn) if batch is not None else _origin(fn, args), "__name__", "task")
+            dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             key = dfut.key
             inflight[key] = fut
             self._dfutures[key] = dfut
@@ -582,10 +625,7 @@ class DaskExecutor(BaseExecutor):
         self._requeue(fut, head)
 
     def _requeue(self, fut: Future[Any], batch: _Batch) -> None:
-        batch.resumed = True
-        with self._state_lock:
-            self._pending.appendleft((fut, run_batch, (), {}, None, batch, None))
-            self._pump()
+        self._queue_batch(fut, batch, resumed=True)
 
     def _crash_error(self, exc: Any, what: str) -> WorkerCrashedError:
         worker = getattr(exc, "last_worker", None)
@@ -624,6 +664,7 @@ class DaskExecutor(BaseExecutor):
                 return
             self._torn_down = True
         self._callbacks.stop()  # every callback has run before the helpers go
+        self._end_worker_lives()
         for handle in self._shared:
             handle._release()
         self._shared.clear()
@@ -638,6 +679,16 @@ class DaskExecutor(BaseExecutor):
             gone.add(self._id)
             with contextlib.suppress(Exception):
                 self._cluster.close()
+
+    def _end_worker_lives(self) -> None:
+        """Closing: every dask worker runs the finalizer of its unifex worker
+        (not after terminate) and drops its state; the log topic is left."""
+        with contextlib.suppress(Exception):
+            self._client.unsubscribe_topic(self._log_topic)
+        if self._cluster is not None and (self._finalizer is None or self._state == TERMINATED):
+            return  # the embedded cluster goes with its states
+        with contextlib.suppress(Exception):
+            self._client.run(end_lives, self._id, self._finalizer is not None and self._state != TERMINATED)
 
     def _terminate(self) -> None:
         with self._state_lock:
@@ -740,3 +791,18 @@ class DaskExecutor(BaseExecutor):
 
 def _expire(fut: Future[Any]) -> None:
     fut.try_set_exception(TaskTimeoutError("the task ran past its timeout; on dask it runs on until its next unifex.sleep or helper wait"))
+
+
+def _serialize_setup(setup: WorkerSetup) -> bytes:
+    try:
+        return dpickle.dumps(setup)
+    except Exception as exc:
+        raise SerializationError(f"the worker options (initializer, initargs, finalizer) could not be pickled for the dask workers: {exc!r}") from None
+
+
+def _emit_log_event(event: Any) -> None:
+    """A worker's logging record, in the client's event loop: hand it to the
+    parent's logger of the same name."""
+    with contextlib.suppress(Exception):
+        _, record = event
+        emit_forwarded(dict(record))

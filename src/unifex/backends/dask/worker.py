@@ -8,6 +8,7 @@ client and on the scheduler: it is the wire format of every value we send).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -22,8 +23,9 @@ from ... import _remote, _wait
 from ..._base import describe_call, terminated_error
 from ..._errors import SerializationError
 from ..._share import Shared
+from ..._worker import WorkerIO, WorkerLife, WorkerSetup, bind_state, format_bytes, rss_of, unbind_state
 
-__all__ = ["WHERE", "DaskShared", "Ref", "dpickle", "run_batch", "run_remote"]
+__all__ = ["WHERE", "DaskShared", "Ref", "dpickle", "end_lives", "run_batch", "run_remote"]
 
 #: where a remote traceback comes from, for its text
 WHERE = "a dask worker"
@@ -270,10 +272,11 @@ def _resolve_shared(key: str) -> Any:
         return value
 
 
-def run_remote(payload: bytes, timeout: float | None, *big: Any) -> bytes:
+def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tuple[Any, ...] | None = None) -> bytes:
     """Run one task on a dask worker: unpickle, run with the task's deadline and
     cancellation check in place, and return ``(ok, value, traceback)`` pickled.
-    ``big`` holds the arguments too large to embed in ``payload``."""
+    ``big`` holds the arguments too large to embed in ``payload``; ``life_spec``
+    names the executor's worker options (see :func:`_enter_life`)."""
     try:
         fn, args, kwargs = dpickle.loads(payload)
         if big:
@@ -287,6 +290,10 @@ def run_remote(payload: bytes, timeout: float | None, *big: Any) -> bytes:
     key = ""
     with contextlib.suppress(Exception):
         key = str(distributed.get_worker().get_current_task())
+    life, previous, io = _enter_life(life_spec, fn)
+    if life is not None and life.init_error is not None:
+        _leave_life(life, previous, io, life_spec)
+        return _dumps_outcome(False, life.init_error, None, describe(fn, args, kwargs))
     ctx = _WorkerWaits(key)
     _wait.push_context(ctx)
     if timeout is not None:
@@ -297,12 +304,113 @@ def run_remote(payload: bytes, timeout: float | None, *big: Any) -> bytes:
         value = fn(*args, **kwargs)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt of a task are its result too
         error, tb = exc, traceback.format_exc()
+        if io is not None:
+            io.note(exc)
     finally:
         _wait.set_task_deadline(None)
         _wait.remove_context(ctx)
+        _leave_life(life, previous, io, life_spec)
     # pickled outside the except block: a RecursionError pickles only there
     if error is not None:
         return _dumps_outcome(False, error, tb, describe(fn, args, kwargs))
     if fn is run_batch and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
         tb = _remote.traceback_text(value[1])
     return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
+
+
+# -- worker options on a dask worker (docs/lifecycle.md) ------------------------------
+#
+# A "worker" is a dask worker: one worker_state() per executor per dask worker,
+# shared by its threads; the initializer runs at the first task of the executor
+# there (under a lock: the other threads wait for it). Recycling renews the life
+# in place (finalizer, fresh state, initializer again): the dask worker process
+# is dask's to restart, and on a shared cluster other clients' tasks run there.
+
+_lives_lock = threading.Lock()
+_lives: dict[tuple[str, str], WorkerLife] = {}  # (executor id, worker address) -> life
+_io: WorkerIO | None = None
+
+
+def _worker_address() -> str:
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:
+        return ""
+
+
+def _logs(topic: str) -> Any:
+    def send(record: dict[str, Any]) -> None:
+        distributed.get_worker().log_event(topic, record)
+
+    return send
+
+
+def _enter_life(life_spec: tuple[Any, ...] | None, fn: Any) -> tuple[WorkerLife | None, Any, WorkerIO | None]:
+    """Bind this executor's state on this dask worker to the task thread (made,
+    and its initializer run, at the first task), and start the task's output
+    tail and log forwarding."""
+    global _io
+    if life_spec is None:
+        return None, None, None
+    ex_id, setup_payload, topic, _level, _memory = life_spec
+    key = (ex_id, _worker_address())
+    with _lives_lock:
+        if _io is None:
+            _io = WorkerIO(None, None, own_root=False)
+        life = _lives.get(key)
+        if life is None:
+            setup = dpickle.loads(setup_payload) if setup_payload is not None else WorkerSetup()
+            life = _lives[key] = WorkerLife(setup, "dask")
+            life.begin()  # the initializer, with the state bound to this thread
+            unbind_state(life.previous)
+        life.done += 1
+    previous = bind_state(life.state)
+    _io.begin(fn, _logs(topic) if topic else None)
+    return life, previous, _io
+
+
+def _leave_life(life: WorkerLife | None, previous: Any, io: WorkerIO | None, life_spec: tuple[Any, ...] | None) -> None:
+    if life is None or life_spec is None:
+        return
+    unbind_state(previous)
+    ex_id, _setup, _topic, _level, memory = life_spec
+    why = None
+    if life.spent:
+        why = f"it ran max_tasks_per_worker={life.setup.max_tasks} tasks"
+    elif memory is not None:
+        rss = rss_of(os.getpid())
+        if rss is not None and rss > memory:
+            why = f"its process uses {format_bytes(rss)}, more than max_memory_per_worker={format_bytes(memory)}"
+    if why is not None:
+        key = (ex_id, _worker_address())
+        with _lives_lock:
+            if _lives.get(key) is life:
+                del _lives[key]
+            else:
+                why = None
+        if why is not None:
+            logging.getLogger("unifex").warning("unifex: dask worker %s (pid %d): %s; its unifex worker is replaced", key[1], os.getpid(), why)
+            _end(life)
+    if io is not None:
+        io.end()
+
+
+def _end(life: WorkerLife) -> None:
+    life.previous = bind_state(life.state)
+    life.end()
+    import gc
+
+    gc.collect()  # what the state held goes now
+
+
+def end_lives(ex_id: str, finalize: bool = True) -> int:
+    """Run on every dask worker when an executor closes: its workers' finalizers
+    run and their states go. Returns how many ended."""
+    with _lives_lock:
+        ended = [life for (eid, _), life in list(_lives.items()) if eid == ex_id]
+        for key in [k for k in _lives if k[0] == ex_id]:
+            del _lives[key]
+    for life in ended:
+        if finalize:
+            _end(life)
+    return len(ended)

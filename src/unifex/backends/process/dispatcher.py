@@ -13,6 +13,7 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import select
 import signal
 import sys
@@ -29,6 +30,7 @@ from ..._future import Future
 from ..._remote import RemoteTraceback, describe_exception, exit_text
 from ..._worker import emit_forwarded, format_bytes, rss_of
 from . import helpers as shared
+from . import shm
 from .callbacks import CallbackRunner, hold
 from .wire import (
     _INIT_FAILED,
@@ -241,6 +243,13 @@ class _Dispatcher:
         self._shared_lock = threading.Lock()
         self._shared: shared.SharedState | None = None
         self._cleaned = False
+        # shared memory for large data (``shm``): arguments' segments, counted by
+        # ``reuse`` and let go as their tasks end; ``share()`` handles, released
+        # on close/terminate; results' segments are the workers' until read
+        self.zero_copy_threshold: int | None = shm.DEFAULT_THRESHOLD
+        self.shm_prefix = f"/uxd{self._pid}-{secrets.token_hex(4)}-"
+        self.reuse = shm.Reuse()
+        self.handles: list[shm.SharedSegment[Any]] = []
         # dispatcher-thread state
         self._workers: dict[int, _Worker] = {}  # sentinel fd -> worker
         self._by_result_fd: dict[int, _Worker] = {}
@@ -261,6 +270,7 @@ class _Dispatcher:
             self._queue.append(task)
             if self._thread is None:
                 self._shared_state()  # the lock-owner table must exist before the first worker
+                shm.sweep_dead()  # what a unifex process killed with SIGKILL left in /dev/shm
                 self._thread = threading.Thread(target=self._run, name=f"unifex-process-dispatcher-{id(self):x}", daemon=True)
                 self._thread.start()
             elif self._armed:
@@ -311,6 +321,11 @@ class _Dispatcher:
             state, self._shared = self._shared, None
         if state is not None:
             state.close()
+        with self._shared_lock:
+            handles, self.handles = self.handles, []
+        for handle in handles:
+            handle._release()
+        shm.sweep(self.shm_prefix)  # task arguments go as their tasks end; make sure
         with self._wake_lock:
             for fd in (self._wake_r, self._wake_w):
                 try:
@@ -405,6 +420,7 @@ class _Dispatcher:
                 state.token,
                 self._init_payload,
                 self._life_payload,
+                self.zero_copy_threshold,
             ),
             name=f"unifex-process-worker-{self.start_method}",
         )
@@ -525,7 +541,7 @@ class _Dispatcher:
             if self._queue:
                 self._assign()
         try:
-            reply = _loads(data)
+            reply = shm.load(data, True)  # a worker's segments: ours to unlink once mapped
         except BaseException as exc:  # SystemExit from a __reduce__ too: it fails this task only
             reply = exc
         if not early:
@@ -660,6 +676,9 @@ class _Dispatcher:
         worker.tasks.close()
         worker.results.close()
         worker.proc.close()
+        # results the dead worker put in shared memory that were never read
+        # (a reply cut off by a crash, a timeout kill, terminate())
+        shm.sweep(f"/uxd{self._pid}-w{worker.pid}-")
 
     def _check_deadlines(self) -> float | None:
         """Time out tasks, escalate kills; return when to look again."""

@@ -39,10 +39,14 @@ Decisions, and why:
 * One task in flight per worker. Pipelining a second task into a busy worker
   would save a round trip, but a task queued behind one that waits for it (on an
   Event, a Queue) would deadlock even though another worker is free. ``map``
-  gets its speed from chunks instead: ``chunksize=None`` picks
-  ``ceil(n / (4 * size))`` when the input has a length, like
-  ``multiprocessing.Pool.map``, and 1 for iterators of unknown length (tasks
-  that wait for each other must each get a worker).
+  gets its speed from batches instead: ``chunksize=None`` adapts (``_map``):
+  1-item batches first, so the first result comes after about one task's
+  time, then batches of about 0.2 s, at most ``ceil(n / (4 * size))`` items
+  when the input has a length (``multiprocessing.Pool.map``'s choice) and
+  ``_ITER_CAP`` for iterators. Tasks of one ``map`` that wait for each other
+  need ``chunksize=1``.
+* Large buffers in arguments and results (numpy arrays, ...) travel through
+  shared memory, not the pipe (``shm``; the ``zero_copy_threshold`` option).
 * Workers start on demand (a task is queued, no worker is idle, fewer than
   ``size`` exist), so a worker that dies is replaced by the next task that needs
   it, and a worker that cannot start fails tasks instead of respawning in a loop.
@@ -94,21 +98,26 @@ import os
 import sys
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, TypeVar, final
 
 from ..._base import COMMON_OPTIONS, BaseExecutor
 from ..._errors import SerializationError
 from ..._future import Future
 from ..._protocols import RLockLike
 from ..._remote import call_parts, map_parts, unpicklable, which_part
+from ..._share import Shared
 from ..._worker import WORKER_OPTIONS, WorkerSetup, parse_bytes
 from . import helpers as shared
+from . import shm
 from .dispatcher import KILL_GRACE, _Dispatcher, _Task
-from .wire import _CALL, _dumps_chunk, _dumps_task
+from .wire import _CALL, _CLOUDPICKLER, _PICKLERS, _dumps_chunk, _dumps_task
 
 __all__ = ["KILL_GRACE", "ProcessExecutor"]
 
 _DESTINATION = "a worker process"
+#: the largest adaptive ``map`` batch over an iterator of unknown length
+_ITER_CAP = 32
+T = TypeVar("T")
 
 
 def _refuse_gevent_patching() -> None:
@@ -134,7 +143,7 @@ class ProcessExecutor(BaseExecutor):
 
     kind: ClassVar[str] = "process"
     options: ClassVar[frozenset[str]] = (
-        frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker"}) | WORKER_OPTIONS | COMMON_OPTIONS
+        frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker", "zero_copy_threshold"}) | WORKER_OPTIONS | COMMON_OPTIONS
     )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "kill_running", "isolated_crash"})
 
@@ -148,6 +157,7 @@ class ProcessExecutor(BaseExecutor):
         initargs: tuple[Any, ...] = (),
         finalizer: Callable[[], object] | None = None,
         max_memory_per_worker: int | str | None = None,
+        zero_copy_threshold: int | None = shm.DEFAULT_THRESHOLD,
         **common: Any,
     ) -> None:
         _refuse_gevent_patching()
@@ -159,6 +169,8 @@ class ProcessExecutor(BaseExecutor):
         if max_tasks_per_worker is not None and (isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int) or max_tasks_per_worker < 1):
             raise ValueError(f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}")
         WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)  # the checks every kind makes
+        if zero_copy_threshold is not None and (isinstance(zero_copy_threshold, bool) or not isinstance(zero_copy_threshold, int) or zero_copy_threshold < 1):
+            raise ValueError(f"zero_copy_threshold must be a positive number of bytes or None (never use shared memory), not {zero_copy_threshold!r}")
         self.max_memory_per_worker = parse_bytes(max_memory_per_worker)
         super().__init__(size, **common)
         self.start_method = start_method
@@ -178,6 +190,9 @@ class ProcessExecutor(BaseExecutor):
         self._core = _Dispatcher(self.size, start_method, max_tasks_per_worker, init_payload, self._state_lock, weakref.ref(self))
         self._core._life_payload = life_payload
         self._core.max_memory_per_worker = self.max_memory_per_worker
+        #: buffers of at least this many bytes travel through shared memory (``shm``)
+        self.zero_copy_threshold = zero_copy_threshold
+        self._core.zero_copy_threshold = zero_copy_threshold
         # dropped without close(): finish the accepted work, then end the workers
         # and release the helpers, as ThreadPoolExecutor's threads end (the
         # dispatcher thread holds the core, never this object)
@@ -194,21 +209,27 @@ class ProcessExecutor(BaseExecutor):
     # -- submitting ----------------------------------------------------------------
 
     def _default_chunksize(self, hint: int | None) -> int:
+        """The largest batch of ``map(chunksize=None)``, which adapts up to it."""
         if hint is None:
-            return 1
+            return _ITER_CAP
         return max(1, math.ceil(hint / (4 * self.size)))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+        core = self._core
         try:
-            payload = _dumps_task((_CALL, fn, args, kwargs), fn)
+            sent_args, sent_kwargs = shm.wrap_args(args, kwargs, core.zero_copy_threshold)
+            payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, core.zero_copy_threshold, core.shm_prefix, core.reuse)
         except Exception as exc:
             raise which_part(_DESTINATION, call_parts(fn, args, kwargs), exc) from None
+        if payload[:1] == shm.MARK[:1]:
+            self._own_segments(fut, payload)
         self._core._enqueue(_Task(fut, payload, fn, (args, kwargs), timeout))
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
         bad: SerializationError | None = None
+        core = self._core
         try:
-            payload = _dumps_chunk(fn, batch, flat)
+            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, core.reuse)
         except Exception as exc:
             # an input that will not pickle fails at its position in the map,
             # after the items before it; a function that will not, at once
@@ -225,12 +246,32 @@ class ProcessExecutor(BaseExecutor):
                     fut.try_set_result(([], bad))
                 return
             batch = batch[:index]
-            payload = _dumps_chunk(fn, batch, flat)
+            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, core.reuse)
+        if payload[:1] == shm.MARK[:1]:
+            self._own_segments(fut, payload)
         task = _Task(fut, payload, fn, None, None, batch)
         task.flat = flat
         task.start = start
         task.crash_error = bad
         self._core._enqueue(task)
+
+    def _own_segments(self, fut: Future[Any], payload: bytes) -> None:
+        """The task's arguments are in segments: let them go when the task ends,
+        however it ends (result, error, crash, timeout, cancel, terminate)."""
+        names = shm.envelope_names(payload)
+        reuse = self._core.reuse
+        fut.add_done_callback(lambda _: reuse.release(names))
+
+    def _share(self, obj: T) -> Shared[T]:
+        core = self._core
+        main = getattr(type(obj), "__module__", None) == "__main__"
+        handle = shm.share(obj, _CLOUDPICKLER if main else _PICKLERS, core.shm_prefix + "s")
+        with core._shared_lock:
+            if not core._cleaned:
+                core.handles.append(handle)
+                return handle
+        handle._release()
+        raise self._closed_error()
 
     # -- closing -------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ message asks the worker to exit::
     (_CHUNK, fn, [args tuple, ...], exact_from)     a map batch of argument tuples
     (_CHUNK1, fn, [item, ...], exact_from)          a map batch over one iterable
 
+A message with buffers of at least ``zero_copy_threshold`` bytes (numpy arrays, ...)
+is an envelope instead (see ``shm``): the buffers are in a shared-memory segment.
+
 Replies (worker -> parent)::
 
     (_OK, result)
@@ -22,6 +25,7 @@ A chunk's ``lost`` message concerns the item right after ``results`` and says
 from __future__ import annotations
 
 import fcntl
+import functools
 import pickle
 import sys
 from typing import Any
@@ -37,6 +41,7 @@ from ..._remote import (
     round_trips,
     traceback_text,
 )
+from . import shm
 
 __all__ = ["RemoteTraceback"]
 
@@ -53,8 +58,25 @@ _OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
 _dumps = pickle.dumps  # plain pickle: the fast path of replies
 
 
-def _dumps_task(message: tuple[Any, ...], fn: Any) -> bytes:
-    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``)."""
+def _cloudpickle_oob(obj: object, buffer_callback: Any = None) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
+
+
+#: pickle, then cloudpickle, each with out-of-band buffers (see ``shm.dump``)
+_PICKLERS: tuple[Any, ...] = (functools.partial(pickle.dumps, protocol=_PROTOCOL), _cloudpickle_oob)
+_CLOUDPICKLER: tuple[Any, ...] = (_cloudpickle_oob,)
+
+
+def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None) -> bytes:
+    """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``).
+    With a ``threshold``, buffers that large travel in shared-memory segments
+    named ``prefix`` + a number, and the message is their envelope (``shm``)."""
+    if threshold is not None:
+        if from_main(fn):
+            return shm.dump(message, _CLOUDPICKLER, threshold, prefix, reuse=reuse).data
+        return shm.dumps(message, threshold, prefix, _cloudpickle_oob, reuse)
     return dumps(message, by_value=from_main(fn))
 
 
@@ -74,7 +96,9 @@ def _widen_pipe(fd: int) -> None:
             pass
 
 
-def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None) -> bytes:
+def _dumps_chunk(
+    fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None
+) -> bytes:
     """A map chunk; a chunk of one iterable travels as a flat list (a third
     smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
     already holds the items themselves (``run_items``). Items from
@@ -82,10 +106,10 @@ def _dumps_chunk(fn: Any, chunk: list[Any], flat: bool = False, exact_from: int 
     ones before it in blocks of ``_BLOCK``, recording only where each block starts."""
     exact = len(chunk) if exact_from is None else exact_from
     if flat:
-        return _dumps_task((_CHUNK1, fn, chunk, exact), fn)
+        return _dumps_task((_CHUNK1, fn, chunk, exact), fn, threshold, prefix, reuse)
     if len(chunk[0]) == 1:
-        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn)
-    return _dumps_task((_CHUNK, fn, chunk, exact), fn)
+        return _dumps_task((_CHUNK1, fn, [item[0] for item in chunk], exact), fn, threshold, prefix, reuse)
+    return _dumps_task((_CHUNK, fn, chunk, exact), fn, threshold, prefix, reuse)
 
 
 def _exception_reply(exc: BaseException, code: int = _RAISED) -> bytes:

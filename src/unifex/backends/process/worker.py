@@ -20,6 +20,7 @@ from typing import Any
 from ..._remote import describe_exception, traceback_text
 from ..._worker import WorkerIO, WorkerLife, WorkerSetup
 from .helpers import install_worker
+from .shm import dumps, load, wrap_value
 from .wire import (
     _BLOCK,
     _CALL,
@@ -28,6 +29,7 @@ from .wire import (
     _INIT_FAILED,
     _LOST,
     _OK,
+    _PICKLERS,
     _PROTOCOL,
     _chunk_reply,
     _dumps,
@@ -103,12 +105,16 @@ def _worker_main(
     token: int,
     init_payload: bytes | None,
     life_payload: bytes | None = None,
+    zero_copy_threshold: int | None = None,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
     ``progress[slot]`` says which map item runs (for blaming a crash);
     ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
-    which is when its timeout starts counting."""
+    which is when its timeout starts counting. Buffers of at least
+    ``zero_copy_threshold`` bytes in a result travel back in shared-memory segments
+    named after the parent and this worker; the parent unlinks them once
+    mapped, or sweeps them when it reaps this worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -130,6 +136,8 @@ def _worker_main(
     if life.init_error is not None:
         init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
+    threshold = zero_copy_threshold
+    prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
             data = recv()
@@ -145,7 +153,7 @@ def _worker_main(
             send(init_error)
             return
         try:
-            message = _loads(data)
+            message = load(data, False)  # a plain pickle, or an envelope whose segments the parent owns
         except BaseException as exc:
             text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
             send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
@@ -167,7 +175,10 @@ def _worker_main(
             else:
                 del fn, args, kwargs
                 try:
-                    reply = _dumps((_OK, result), _PROTOCOL)
+                    if threshold is None:
+                        reply = _dumps((_OK, result), _PROTOCOL)
+                    else:
+                        reply = dumps((_OK, wrap_value(result, threshold)), threshold, prefix, _PICKLERS[1])
                 except Exception:
                     reply = _result_reply(result)
                 del result
@@ -204,7 +215,10 @@ def _worker_main(
                 error, tb = exc, traceback_text(exc)
                 exc.__traceback__ = None
             try:
-                reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+                if threshold is None:
+                    reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
+                else:
+                    reply = dumps((_CHUNK_DONE, values, error, tb, None), threshold, prefix, None)
             except Exception:
                 reply = _chunk_reply(values, error, tb)
             del values, chunk, error, fn

@@ -1,0 +1,175 @@
+"""Zero-copy large arguments and results on ``process`` (shared memory), on
+every start method: what tasks receive, what callers get back, and that no
+segment outlives its task whatever way it ends (the autouse leak check also
+fails any test that leaves one in /dev/shm)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _process_util import START_METHODS
+
+import unifex
+from unifex.testing import wait_until
+
+np = pytest.importorskip("numpy")
+
+from _data_util import (  # noqa: E402  (needs numpy)
+    MB,
+    describe,
+    echo,
+    exit_with_array,
+    leave_result_segment_then_exit,
+    ones,
+    sleep_with,
+    total,
+    write_into,
+)
+
+
+def _segments(pid: int | None = None) -> list[str]:
+    return glob.glob(f"/dev/shm/uxd{os.getpid() if pid is None else pid}-*")
+
+
+@pytest.fixture(params=START_METHODS)
+def start_method(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ex(start_method: str) -> Iterator[Any]:
+    executor = unifex.executor("process", size=2, start_method=start_method)
+    yield executor
+    executor.terminate()
+
+
+@pytest.mark.timeout(120)
+def test_large_arguments_and_results_cross_through_shared_memory(ex: Any) -> None:
+    big = np.arange(2 * MB, dtype=np.uint8)
+    # a large array argument arrives as a read-only view; a small one as the stdlib's writable copy
+    assert ex.submit(describe, big).result(timeout=60) == ("ndarray", 2 * MB, False, float(big.sum()))
+    assert ex.submit(describe, big[:1000]).result(timeout=60) == ("ndarray", 1000, True, float(big[:1000].sum()))
+    assert ex.submit(write_into, big).result(timeout=60) == 7.0
+    assert big[0] == 0  # the caller's array is never written
+    # bytes, bytearray and memoryview keep their types
+    assert ex.submit(describe, b"\x01" * (2 * MB)).result(timeout=60) == ("bytes", 2 * MB, None, 16.0)
+    assert ex.submit(describe, bytearray(b"\x01") * (2 * MB)).result(timeout=60) == ("bytearray", 2 * MB, None, 16.0)
+    assert ex.submit(describe, memoryview(big)).result(timeout=60)[:3] == ("memoryview", 2 * MB, False)
+    # a large result is a writable array (made for this reply alone), its segment already unlinked
+    out = ex.submit(ones, 3 * MB).result(timeout=60)
+    assert out.nbytes == 3 * MB and out.flags.writeable and float(out.sum()) == 3 * MB
+    out[0] = 5
+    back = ex.submit(echo, {"a": b"\x02" * (2 * MB), "n": 1}).result(timeout=60)
+    assert back == {"a": b"\x02" * (2 * MB), "n": 1}
+    assert wait_until(lambda: _segments() == [], timeout=10), _segments()
+
+
+@pytest.mark.timeout(120)
+def test_one_array_to_many_tasks_and_through_map(ex: Any) -> None:
+    big = np.ones(4 * MB, dtype=np.uint8)
+    assert [f.result(timeout=60) for f in [ex.submit(total, big) for _ in range(6)]] == [4.0 * MB] * 6
+    big[:] = 2  # changed between submits: the next tasks see the new values
+    assert [f.result(timeout=60) for f in [ex.submit(total, big) for _ in range(3)]] == [8.0 * MB] * 3
+    arrays = [np.full(MB + i, i, dtype=np.uint8) for i in range(5)]
+    assert list(ex.map(total, arrays)) == [float((MB + i) * i) for i in range(5)]
+    assert [a.nbytes for a in ex.map(ones, [MB, 2 * MB])] == [MB, 2 * MB]
+
+
+def test_zero_copy_threshold_none_sends_everything_through_the_pipe(start_method: str) -> None:
+    with unifex.executor("process", size=1, start_method=start_method, zero_copy_threshold=None) as ex:
+        big = np.ones(2 * MB, dtype=np.uint8)
+        assert ex.submit(describe, big).result(timeout=60) == ("ndarray", 2 * MB, True, 2.0 * MB)
+    with unifex.executor("process", size=1, start_method=start_method, zero_copy_threshold=4 * MB) as ex:
+        assert ex.submit(describe, big).result(timeout=60)[2] is True  # below the threshold: a copy
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1M"])
+def test_bad_zero_copy_threshold(bad: Any) -> None:
+    with pytest.raises(ValueError, match="zero_copy_threshold"):
+        unifex.executor("process", zero_copy_threshold=bad)
+
+
+# -- no segment outlives its task ---------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_crash_leaves_no_segment(ex: Any) -> None:
+    big = np.ones(2 * MB, dtype=np.uint8)
+    with pytest.raises(unifex.WorkerCrashedError):
+        ex.submit(exit_with_array, big).result(timeout=60)
+    # a worker that wrote its result to shared memory and died before the reply was read
+    with pytest.raises(unifex.WorkerCrashedError):
+        ex.submit(leave_result_segment_then_exit, os.getpid(), 2 * MB).result(timeout=60)
+    assert ex.submit(total, big).result(timeout=60) == 2.0 * MB
+    ex.close()
+    assert _segments() == []
+
+
+@pytest.mark.timeout(120)
+def test_a_timeout_kill_leaves_no_segment(ex: Any) -> None:
+    big = np.ones(2 * MB, dtype=np.uint8)
+    fut = ex.apply_async(sleep_with, (big, 60), timeout=0.5)
+    with pytest.raises(unifex.TaskTimeoutError):
+        fut.result(timeout=60)
+    ex.close()
+    assert _segments() == []
+
+
+@pytest.mark.timeout(120)
+def test_terminate_leaves_no_segment(ex: Any) -> None:
+    big = np.ones(2 * MB, dtype=np.uint8)
+    futures = [ex.submit(sleep_with, big, 60) for _ in range(4)]
+    handle = ex.share(big)
+    ex.terminate()
+    for fut in futures:
+        with pytest.raises((unifex.TerminatedError, unifex.CancelledError)):
+            fut.result(timeout=30)
+    assert _segments() == []
+    assert float(handle.value.sum()) == 2.0 * MB  # the parent's value outlives the segment's name
+
+
+PARENT = """
+import sys, time
+import numpy as np
+import unifex
+from _data_util import sleep_with, ones, shared_sum
+if __name__ == "__main__":
+    ex = unifex.executor("process", size=2, start_method=sys.argv[1])
+    big = np.ones(2 << 20, dtype=np.uint8)
+    handle = ex.share(big)
+    assert ex.submit(shared_sum, handle).result() == 2 << 20
+    futures = [ex.submit(sleep_with, big, 60) for _ in range(3)]
+    time.sleep(0.5)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_parent_killed_with_sigkill_leaves_no_segment(start_method: str, tmp_path: Any) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(PARENT))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), *sys.path])}
+    proc = subprocess.Popen([sys.executable, str(script), start_method], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        assert _segments(proc.pid), "the tasks' arguments and the shared handle should be in shared memory"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        # the workers and the forkserver exit; the resource tracker, the last
+        # holder of the parent's tracker pipe, then unlinks what is left
+        assert wait_until(lambda: not _segments(proc.pid), timeout=30), f"left in /dev/shm after the parent was killed: {_segments(proc.pid)}"
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
