@@ -112,6 +112,25 @@ _BLOCKS = (
     "a task blocks its thread on a threading.Event that only the caller sets later; on this kind the task runs in the "
     "caller's thread, so the wait never ends (the contract: use the executor's helpers, ex.Event())"
 )
+_NOT_YET_ASSIGNED = (
+    "a task is marked running only when a started worker takes it; right after submitting, no worker has taken one yet "
+    "(workers are starting), so shutdown(cancel_futures=True) may cancel all of them (the test wants some to have run)"
+)
+_DASK_EXIT_LOG = (
+    "the tasks run at exit (test_exit_drain checks it), but the embedded dask cluster may log worker heartbeat errors "
+    "on stderr while it shuts down at exit, and the test wants stderr empty (left to the dask backend)"
+)
+_GEVENT_REF = "gevent: now and then a worker greenlet still holds the finished task when map yields its result (left to the gevent backend)"
+# timing-dependent differences: xfail, not strict
+SOMETIMES: dict[tuple[str, str], str] = {
+    ("process", "test_cancel_futures"): _NOT_YET_ASSIGNED,
+    ("dask", "test_cancel_futures"): _NOT_YET_ASSIGNED,
+    ("greenlet", "test_cancel_futures"): _NOT_YET_ASSIGNED,
+    ("gevent", "test_free_reference"): _GEVENT_REF,
+    ("dask", "test_interpreter_shutdown"): _DASK_EXIT_LOG,
+    ("dask", "test_hang_gh83386"): _DASK_EXIT_LOG,
+}
+
 # tests that would hang, not fail: skipped with their reason, not xfailed
 HANGS: dict[tuple[str, str], str] = {
     (kind, name): _BLOCKS
@@ -130,6 +149,9 @@ def _mark(kind: str, cls: type) -> type:
         reason = DIFFERENCES.get((kind, name)) or DIFFERENCES.get(("*", name))
         if reason is not None:
             setattr(cls, name, pytest.mark.xfail(reason=reason, strict=True)(getattr(cls, name)))
+        sometimes = SOMETIMES.get((kind, name))
+        if sometimes is not None:
+            setattr(cls, name, pytest.mark.xfail(reason=sometimes, strict=False)(getattr(cls, name)))
         hang = HANGS.get((kind, name))
         if hang is not None:
             setattr(cls, name, pytest.mark.skip(reason=hang)(getattr(cls, name)))
