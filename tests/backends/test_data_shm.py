@@ -83,18 +83,18 @@ def test_one_array_to_many_tasks_and_through_map(ex: Any) -> None:
     assert [a.nbytes for a in ex.map(ones, [MB, 2 * MB])] == [MB, 2 * MB]
 
 
-def test_shm_threshold_none_sends_everything_through_the_pipe(start_method: str) -> None:
-    with unifex.executor("process", size=1, start_method=start_method, shm_threshold=None) as ex:
+def test_zero_copy_threshold_none_sends_everything_through_the_pipe(start_method: str) -> None:
+    with unifex.executor("process", size=1, start_method=start_method, zero_copy_threshold=None) as ex:
         big = np.ones(2 * MB, dtype=np.uint8)
         assert ex.submit(describe, big).result(timeout=60) == ("ndarray", 2 * MB, True, 2.0 * MB)
-    with unifex.executor("process", size=1, start_method=start_method, shm_threshold=4 * MB) as ex:
+    with unifex.executor("process", size=1, start_method=start_method, zero_copy_threshold=4 * MB) as ex:
         assert ex.submit(describe, big).result(timeout=60)[2] is True  # below the threshold: a copy
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1M"])
-def test_bad_shm_threshold(bad: Any) -> None:
-    with pytest.raises(ValueError, match="shm_threshold"):
-        unifex.executor("process", shm_threshold=bad)
+def test_bad_zero_copy_threshold(bad: Any) -> None:
+    with pytest.raises(ValueError, match="zero_copy_threshold"):
+        unifex.executor("process", zero_copy_threshold=bad)
 
 
 # -- no segment outlives its task ---------------------------------------------------

@@ -246,7 +246,7 @@ class _Dispatcher:
         # shared memory for large data (``shm``): arguments' segments, counted by
         # ``reuse`` and let go as their tasks end; ``share()`` handles, released
         # on close/terminate; results' segments are the workers' until read
-        self.shm_threshold: int | None = shm.DEFAULT_THRESHOLD
+        self.zero_copy_threshold: int | None = shm.DEFAULT_THRESHOLD
         self.shm_prefix = f"/uxd{self._pid}-{secrets.token_hex(4)}-"
         self.reuse = shm.Reuse()
         self.handles: list[shm.SharedSegment[Any]] = []
@@ -420,7 +420,7 @@ class _Dispatcher:
                 state.token,
                 self._init_payload,
                 self._life_payload,
-                self.shm_threshold,
+                self.zero_copy_threshold,
             ),
             name=f"unifex-process-worker-{self.start_method}",
         )

@@ -46,7 +46,7 @@ Decisions, and why:
   ``_ITER_CAP`` for iterators. Tasks of one ``map`` that wait for each other
   need ``chunksize=1``.
 * Large buffers in arguments and results (numpy arrays, ...) travel through
-  shared memory, not the pipe (``shm``; the ``shm_threshold`` option).
+  shared memory, not the pipe (``shm``; the ``zero_copy_threshold`` option).
 * Workers start on demand (a task is queued, no worker is idle, fewer than
   ``size`` exist), so a worker that dies is replaced by the next task that needs
   it, and a worker that cannot start fails tasks instead of respawning in a loop.
@@ -143,7 +143,7 @@ class ProcessExecutor(BaseExecutor):
 
     kind: ClassVar[str] = "process"
     options: ClassVar[frozenset[str]] = (
-        frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker", "shm_threshold"}) | WORKER_OPTIONS | COMMON_OPTIONS
+        frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker", "zero_copy_threshold"}) | WORKER_OPTIONS | COMMON_OPTIONS
     )
     capabilities: ClassVar[frozenset[str]] = frozenset({"concurrent", "processes", "kill_running", "isolated_crash"})
 
@@ -157,7 +157,7 @@ class ProcessExecutor(BaseExecutor):
         initargs: tuple[Any, ...] = (),
         finalizer: Callable[[], object] | None = None,
         max_memory_per_worker: int | str | None = None,
-        shm_threshold: int | None = shm.DEFAULT_THRESHOLD,
+        zero_copy_threshold: int | None = shm.DEFAULT_THRESHOLD,
         **common: Any,
     ) -> None:
         _refuse_gevent_patching()
@@ -169,8 +169,8 @@ class ProcessExecutor(BaseExecutor):
         if max_tasks_per_worker is not None and (isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int) or max_tasks_per_worker < 1):
             raise ValueError(f"max_tasks_per_worker must be a positive int or None, not {max_tasks_per_worker!r}")
         WorkerSetup(initializer, initargs, finalizer, max_tasks_per_worker)  # the checks every kind makes
-        if shm_threshold is not None and (isinstance(shm_threshold, bool) or not isinstance(shm_threshold, int) or shm_threshold < 1):
-            raise ValueError(f"shm_threshold must be a positive number of bytes or None (never use shared memory), not {shm_threshold!r}")
+        if zero_copy_threshold is not None and (isinstance(zero_copy_threshold, bool) or not isinstance(zero_copy_threshold, int) or zero_copy_threshold < 1):
+            raise ValueError(f"zero_copy_threshold must be a positive number of bytes or None (never use shared memory), not {zero_copy_threshold!r}")
         self.max_memory_per_worker = parse_bytes(max_memory_per_worker)
         super().__init__(size, **common)
         self.start_method = start_method
@@ -191,8 +191,8 @@ class ProcessExecutor(BaseExecutor):
         self._core._life_payload = life_payload
         self._core.max_memory_per_worker = self.max_memory_per_worker
         #: buffers of at least this many bytes travel through shared memory (``shm``)
-        self.shm_threshold = shm_threshold
-        self._core.shm_threshold = shm_threshold
+        self.zero_copy_threshold = zero_copy_threshold
+        self._core.zero_copy_threshold = zero_copy_threshold
         # dropped without close(): finish the accepted work, then end the workers
         # and release the helpers, as ThreadPoolExecutor's threads end (the
         # dispatcher thread holds the core, never this object)
@@ -217,8 +217,8 @@ class ProcessExecutor(BaseExecutor):
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         core = self._core
         try:
-            sent_args, sent_kwargs = shm.wrap_args(args, kwargs, core.shm_threshold)
-            payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, core.shm_threshold, core.shm_prefix, core.reuse)
+            sent_args, sent_kwargs = shm.wrap_args(args, kwargs, core.zero_copy_threshold)
+            payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, core.zero_copy_threshold, core.shm_prefix, core.reuse)
         except Exception as exc:
             raise which_part(_DESTINATION, call_parts(fn, args, kwargs), exc) from None
         if payload[:1] == shm.MARK[:1]:
@@ -229,7 +229,7 @@ class ProcessExecutor(BaseExecutor):
         bad: SerializationError | None = None
         core = self._core
         try:
-            payload = _dumps_chunk(fn, batch, flat, None, core.shm_threshold, core.shm_prefix, core.reuse)
+            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, core.reuse)
         except Exception as exc:
             # an input that will not pickle fails at its position in the map,
             # after the items before it; a function that will not, at once
@@ -246,7 +246,7 @@ class ProcessExecutor(BaseExecutor):
                     fut.try_set_result(([], bad))
                 return
             batch = batch[:index]
-            payload = _dumps_chunk(fn, batch, flat, None, core.shm_threshold, core.shm_prefix, core.reuse)
+            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, core.reuse)
         if payload[:1] == shm.MARK[:1]:
             self._own_segments(fut, payload)
         task = _Task(fut, payload, fn, None, None, batch)

@@ -61,6 +61,7 @@ __all__ = [
     "Envelope",
     "SharedSegment",
     "dump",
+    "dumps",
     "Reuse",
     "envelope_names",
     "is_envelope",
@@ -190,19 +191,25 @@ def _big(value: Any, threshold: int) -> bool:
     return False
 
 
+_SCAN = frozenset({bytes, bytearray, memoryview, tuple, list, dict})
+
+
 def wrap_value(value: Any, threshold: int | None) -> Any:
     """``value``, or a wrapper sending it out of band if it is a large bytes,
     bytearray or memoryview, or a tuple/list/dict holding one at its top level."""
-    if threshold is None:
-        return value
     t = type(value)
+    if threshold is None or t not in _SCAN:
+        return value
     if t in _WRAPPED:
         return _Big(value) if _big(value, threshold) else value
     if t is tuple or t is list:
-        if any(_big(v, threshold) for v in value):
-            return t(_Big(v) if _big(v, threshold) else v for v in value)
-    elif t is dict and any(_big(v, threshold) for v in value.values()):
-        return {k: _Big(v) if _big(v, threshold) else v for k, v in value.items()}
+        for v in value:
+            if _big(v, threshold):
+                return t(_Big(v) if _big(v, threshold) else v for v in value)
+    elif t is dict:
+        for v in value.values():
+            if _big(v, threshold):
+                return {k: _Big(v) if _big(v, threshold) else v for k, v in value.items()}
     return value
 
 
@@ -210,10 +217,15 @@ def wrap_args(args: tuple[Any, ...], kwargs: dict[str, Any], threshold: int | No
     """:func:`wrap_value` for each argument of a call."""
     if threshold is None:
         return args, kwargs
-    if args and any(type(a) in _WRAPPED or type(a) in (tuple, list, dict) for a in args):
-        args = tuple(wrap_value(a, threshold) for a in args)
-    if kwargs and any(type(v) in _WRAPPED or type(v) in (tuple, list, dict) for v in kwargs.values()):
-        kwargs = {k: wrap_value(v, threshold) for k, v in kwargs.items()}
+    for a in args:
+        if type(a) in _SCAN:
+            args = tuple([wrap_value(a, threshold) for a in args])
+            break
+    if kwargs:
+        for v in kwargs.values():
+            if type(v) in _SCAN:
+                kwargs = {k: wrap_value(v, threshold) for k, v in kwargs.items()}
+                break
     return args, kwargs
 
 
@@ -341,37 +353,69 @@ class Reuse:
         unlink(gone)
 
 
-Pickler = Callable[[Any, Callable[[pickle.PickleBuffer], Any]], bytes]
+#: ``pickler(obj, buffer_callback=None) -> bytes``
+Pickler = Callable[..., bytes]
 
 
 def dump(obj: Any, picklers: Sequence[Pickler], threshold: int | None, prefix: str, whole: bool = False, reuse: Reuse | None = None) -> Envelope:
     """Pickle ``obj`` with the first of ``picklers`` (each called as
-    ``pickler(obj, buffer_callback)``) that succeeds; each buffer of at least
-    ``threshold`` bytes, and the rest of the pickle too when it is that large (or
-    ``whole``), goes into a segment named ``prefix`` + a number (or a live one
-    from ``reuse``). The last pickler's error propagates."""
+    ``pickler(obj, buffer_callback=...)``) that succeeds; each buffer of at
+    least ``threshold`` bytes, and the rest of the pickle too when it is that
+    large (or ``whole``), goes into a segment named ``prefix`` + a number (or a
+    live one from ``reuse``). The last pickler's error propagates."""
+    if threshold is None:
+        return Envelope(picklers[0](obj), [])
     big: list[memoryview] = []
+    callback = _collector(big, threshold)
+    try:
+        data = picklers[0](obj, buffer_callback=callback)
+    except Exception:
+        if len(picklers) == 1:
+            raise
+        big.clear()
+        data = picklers[1](obj, buffer_callback=callback)
+    if not big and not whole and len(data) < threshold:
+        return Envelope(data, [])
+    return _spill(data, big, threshold, prefix, whole, reuse)
 
+
+def dumps(obj: Any, threshold: int, prefix: str, fallback: Pickler | None, reuse: Reuse | None = None) -> bytes:
+    """:func:`dump` on the hot path (every task and reply): plain ``pickle``
+    first (then ``fallback``, if given, when it fails), and the pipe message
+    itself returned: the pickle when nothing is large, else the envelope."""
+    big: list[memoryview] = []
+    callback = _collector(big, threshold)
+    try:
+        data = _pickle_dumps(obj, _PROTOCOL, buffer_callback=callback)
+    except Exception:
+        if fallback is None:
+            raise
+        big.clear()
+        data = fallback(obj, buffer_callback=callback)
+    if not big and len(data) < threshold:
+        return data
+    return _spill(data, big, threshold, prefix, False, reuse).data
+
+
+_pickle_dumps = pickle.dumps
+
+
+def _collector(big: list[memoryview], threshold: int) -> Callable[[pickle.PickleBuffer], bool]:
     def callback(buf: pickle.PickleBuffer) -> bool:
         try:
             raw = buf.raw()
         except BufferError:  # not contiguous: stays in band
             return True
-        if threshold is None or raw.nbytes < threshold:
+        if raw.nbytes < threshold:
             return True
         big.append(raw)
         return False
 
-    for i, pickler in enumerate(picklers):
-        big.clear()
-        try:
-            data = pickler(obj, callback)
-            break
-        except Exception:
-            if i == len(picklers) - 1:
-                raise
-    if threshold is None or (not big and not whole and len(data) < threshold):
-        return Envelope(data, [])
+    return callback
+
+
+def _spill(data: bytes, big: list[memoryview], threshold: int, prefix: str, whole: bool, reuse: Reuse | None) -> Envelope:
+    """Write the large buffers (and a large rest) into segments; the envelope."""
     names: list[str] = []
     try:
         spans: list[tuple[str, int]] = []
@@ -423,7 +467,7 @@ def load(data: bytes, private: bool, loads: Callable[..., Any] = pickle.loads) -
     worker's result): map them writable and unlink them at once. Otherwise (task
     arguments, which tasks in flight may share) map them read-only; the sender
     unlinks them."""
-    if data[:_MARK_LEN] != MARK:
+    if data[0] != 0:  # a plain pickle (it starts with PROTO, 0x80)
         return loads(data)
     spans, inner = pickle.loads(memoryview(data)[_MARK_LEN:])
     names = [name for name, _ in spans]

@@ -8,7 +8,7 @@ message asks the worker to exit::
     (_CHUNK, fn, [args tuple, ...], exact_from)     a map batch of argument tuples
     (_CHUNK1, fn, [item, ...], exact_from)          a map batch over one iterable
 
-A message with buffers of at least ``shm_threshold`` bytes (numpy arrays, ...)
+A message with buffers of at least ``zero_copy_threshold`` bytes (numpy arrays, ...)
 is an envelope instead (see ``shm``): the buffers are in a shared-memory segment.
 
 Replies (worker -> parent)::
@@ -25,6 +25,7 @@ A chunk's ``lost`` message concerns the item right after ``results`` and says
 from __future__ import annotations
 
 import fcntl
+import functools
 import pickle
 import sys
 from typing import Any
@@ -57,19 +58,15 @@ _OK, _RAISED, _LOST, _CHUNK_DONE, _INIT_FAILED = 0, 1, 2, 3, 4
 _dumps = pickle.dumps  # plain pickle: the fast path of replies
 
 
-def _pickle_oob(obj: object, callback: Any) -> bytes:
-    return _dumps(obj, _PROTOCOL, buffer_callback=callback)
-
-
-def _cloudpickle_oob(obj: object, callback: Any) -> bytes:
+def _cloudpickle_oob(obj: object, buffer_callback: Any = None) -> bytes:
     import cloudpickle
 
-    return cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=callback)  # type: ignore[no-any-return]
+    return cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
 
 
 #: pickle, then cloudpickle, each with out-of-band buffers (see ``shm.dump``)
-_PICKLERS = (_pickle_oob, _cloudpickle_oob)
-_CLOUDPICKLER = (_cloudpickle_oob,)
+_PICKLERS: tuple[Any, ...] = (functools.partial(pickle.dumps, protocol=_PROTOCOL), _cloudpickle_oob)
+_CLOUDPICKLER: tuple[Any, ...] = (_cloudpickle_oob,)
 
 
 def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None) -> bytes:
@@ -77,7 +74,9 @@ def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None,
     With a ``threshold``, buffers that large travel in shared-memory segments
     named ``prefix`` + a number, and the message is their envelope (``shm``)."""
     if threshold is not None:
-        return shm.dump(message, _CLOUDPICKLER if from_main(fn) else _PICKLERS, threshold, prefix, reuse=reuse).data
+        if from_main(fn):
+            return shm.dump(message, _CLOUDPICKLER, threshold, prefix, reuse=reuse).data
+        return shm.dumps(message, threshold, prefix, _cloudpickle_oob, reuse)
     return dumps(message, by_value=from_main(fn))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from ..._remote import describe_exception, traceback_text
 from ..._worker import WorkerIO, WorkerLife, WorkerSetup
 from .helpers import install_worker
-from .shm import dump, load, wrap_value
+from .shm import dumps, load, wrap_value
 from .wire import (
     _BLOCK,
     _CALL,
@@ -105,14 +105,14 @@ def _worker_main(
     token: int,
     init_payload: bytes | None,
     life_payload: bytes | None = None,
-    shm_threshold: int | None = None,
+    zero_copy_threshold: int | None = None,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
     ``progress[slot]`` says which map item runs (for blaming a crash);
     ``progress[started_slot]`` when the current call began (``time.monotonic_ns``),
     which is when its timeout starts counting. Buffers of at least
-    ``shm_threshold`` bytes in a result travel back in shared-memory segments
+    ``zero_copy_threshold`` bytes in a result travel back in shared-memory segments
     named after the parent and this worker; the parent unlinks them once
     mapped, or sweeps them when it reaps this worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -136,7 +136,7 @@ def _worker_main(
     if life.init_error is not None:
         init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
-    threshold = shm_threshold
+    threshold = zero_copy_threshold
     prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
@@ -178,7 +178,7 @@ def _worker_main(
                     if threshold is None:
                         reply = _dumps((_OK, result), _PROTOCOL)
                     else:
-                        reply = dump((_OK, wrap_value(result, threshold)), _PICKLERS, threshold, prefix).data
+                        reply = dumps((_OK, wrap_value(result, threshold)), threshold, prefix, _PICKLERS[1])
                 except Exception:
                     reply = _result_reply(result)
                 del result
@@ -218,7 +218,7 @@ def _worker_main(
                 if threshold is None:
                     reply = _dumps((_CHUNK_DONE, values, error, tb, None), _PROTOCOL)
                 else:
-                    reply = dump((_CHUNK_DONE, values, error, tb, None), _PICKLERS[:1], threshold, prefix).data
+                    reply = dumps((_CHUNK_DONE, values, error, tb, None), threshold, prefix, None)
             except Exception:
                 reply = _chunk_reply(values, error, tb)
             del values, chunk, error, fn
