@@ -65,7 +65,10 @@ def _load(name: str, unifex_future: bool) -> types.ModuleType:
     return module
 
 
-cfs = _load("unifex_peer_cf", unifex_future=False)
+# under its own name, from a directory on sys.path: worker processes (spawn,
+# forkserver, dask) import its task functions by reference, as the stdlib's do
+sys.path.insert(0, str(HERE))
+cfs = _load(VENDORED.stem, unifex_future=False)
 ufs = _load("unifex_peer_cf_unifex_future", unifex_future=True)
 
 
@@ -109,6 +112,25 @@ _BLOCKS = (
     "a task blocks its thread on a threading.Event that only the caller sets later; on this kind the task runs in the "
     "caller's thread, so the wait never ends (the contract: use the executor's helpers, ex.Event())"
 )
+_NOT_YET_ASSIGNED = (
+    "a task is marked running only when a started worker takes it; right after submitting, no worker has taken one yet "
+    "(workers are starting), so shutdown(cancel_futures=True) may cancel all of them (the test wants some to have run)"
+)
+_DASK_EXIT_LOG = (
+    "the tasks run at exit (test_exit_drain checks it), but the embedded dask cluster may log worker heartbeat errors "
+    "on stderr while it shuts down at exit, and the test wants stderr empty (left to the dask backend)"
+)
+_GEVENT_REF = "gevent: now and then a worker greenlet still holds the finished task when map yields its result (left to the gevent backend)"
+# timing-dependent differences: xfail, not strict
+SOMETIMES: dict[tuple[str, str], str] = {
+    ("process", "test_cancel_futures"): _NOT_YET_ASSIGNED,
+    ("dask", "test_cancel_futures"): _NOT_YET_ASSIGNED,
+    ("greenlet", "test_cancel_futures"): _NOT_YET_ASSIGNED,
+    ("gevent", "test_free_reference"): _GEVENT_REF,
+    ("dask", "test_interpreter_shutdown"): _DASK_EXIT_LOG,
+    ("dask", "test_hang_gh83386"): _DASK_EXIT_LOG,
+}
+
 # tests that would hang, not fail: skipped with their reason, not xfailed
 HANGS: dict[tuple[str, str], str] = {
     (kind, name): _BLOCKS
@@ -127,6 +149,9 @@ def _mark(kind: str, cls: type) -> type:
         reason = DIFFERENCES.get((kind, name)) or DIFFERENCES.get(("*", name))
         if reason is not None:
             setattr(cls, name, pytest.mark.xfail(reason=reason, strict=True)(getattr(cls, name)))
+        sometimes = SOMETIMES.get((kind, name))
+        if sometimes is not None:
+            setattr(cls, name, pytest.mark.xfail(reason=sometimes, strict=False)(getattr(cls, name)))
         hang = HANGS.get((kind, name))
         if hang is not None:
             setattr(cls, name, pytest.mark.skip(reason=hang)(getattr(cls, name)))
@@ -210,13 +235,17 @@ def _executor_classes(config: KindConfig) -> dict[str, type]:
     base_attrs = {"executor_type": _factory(config), "kind_config": config}
     made: dict[str, type] = {}
     tpe = cfs.ThreadPoolExecutorTest
+    in_process = "processes" not in config.capabilities
+    # ThreadPoolExecutorTest's own tests that need no internals; they share a
+    # closure's list or threading.Event with the caller, so in-process kinds only
     extra_executor_tests = {
         "test_map_submits_without_iteration": tpe.test_map_submits_without_iteration,
         "test_executor_map_current_future_cancel": tpe.test_executor_map_current_future_cancel,
-    }
+    } if in_process else {}
+    extra_wait_tests = {"test_pending_calls_race": cfs.ThreadPoolWaitTests.test_pending_calls_race} if in_process else {}
     specs: list[tuple[str, tuple[type, ...], dict[str, Any]]] = [
         ("ExecutorTest", (cfs.ExecutorTest,), extra_executor_tests),
-        ("WaitTests", (cfs.WaitTests,), {"test_pending_calls_race": cfs.ThreadPoolWaitTests.test_pending_calls_race}),
+        ("WaitTests", (cfs.WaitTests,), extra_wait_tests),
         ("AsCompletedTests", (cfs.AsCompletedTests,), {}),
         ("ShutdownTest", (UnifexShutdownMixin, cfs.ExecutorShutdownTest), {}),
     ]

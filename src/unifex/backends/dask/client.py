@@ -690,6 +690,12 @@ class DaskExecutor(BaseExecutor):
         with contextlib.suppress(Exception):
             self._client.run(end_lives, self._id, self._finalizer is not None and self._state != TERMINATED)
 
+    def _cancel_queued(self) -> None:
+        with self._state_lock:
+            queued = [item[0] for item in self._pending]
+        for fut in queued:  # _pump skips a cancelled task
+            fut.cancel()
+
     def _terminate(self) -> None:
         with self._state_lock:
             queued = [item[0] for item in self._pending]
