@@ -405,7 +405,9 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             return self._submit_managed(fn, call_args, kwargs, timeout, (retries, retry_on, backoff), (callback, error_callback))
         fut: Future[T] = Future(self)
         if callback is not None or error_callback is not None:
-            fut._callbacks = [_result_callback(callback, error_callback)]
+            on_done = _result_callback(callback, error_callback)
+            fut._callbacks = [on_done]
+            fut._pool_ran = on_done.ran  # type: ignore[attr-defined]
         ident = self._begin_dispatch()
         try:
             self._dispatch(fut, fn, call_args, kwargs, timeout)
@@ -578,7 +580,9 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             first: Future[Any] = GatedFuture(self, gate) if gate is not None else Future(self)
             fut: Future[T] = first if policy is None else RetryFuture(self)
             if callbacks is not None and (callbacks[0] is not None or callbacks[1] is not None):
-                fut.add_done_callback(_result_callback(*callbacks))
+                on_done = _result_callback(*callbacks)
+                fut._pool_ran = on_done.ran  # type: ignore[attr-defined]
+                fut.add_done_callback(on_done)
             ident = self._begin_dispatch()
             try:
                 if policy is None:
@@ -690,18 +694,24 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 def _result_callback(
     callback: Callable[[Any], object] | None, error_callback: Callable[[BaseException], object] | None
 ) -> Callable[[Future[Any]], None]:
-    def on_done(fut: Future[Any]) -> None:
-        if fut.cancelled():
-            if error_callback is not None:
-                error_callback(CancelledError("the task was cancelled before it ran"))
-            return
-        exc = fut._exception
-        if exc is None:
-            if callback is not None:
-                callback(fut._result)
-        elif error_callback is not None:
-            error_callback(exc)
+    ran = threading.Event()
 
+    def on_done(fut: Future[Any]) -> None:
+        try:
+            if fut.cancelled():
+                if error_callback is not None:
+                    error_callback(CancelledError("the task was cancelled before it ran"))
+                return
+            exc = fut._exception
+            if exc is None:
+                if callback is not None:
+                    callback(fut._result)
+            elif error_callback is not None:
+                error_callback(exc)
+        finally:
+            ran.set()
+
+    on_done.ran = ran  # type: ignore[attr-defined]  # Future.get/wait/ready wait for it
     return on_done
 
 

@@ -62,9 +62,14 @@ def test_callback_added_after_done_runs_at_once(ex: Any) -> None:
 
 @pytest.mark.requires("concurrent")
 @pytest.mark.timeout(120)
-def test_callback_may_wait_on_another_future_of_the_same_executor(ex: Any) -> None:
+def test_callback_may_wait_on_another_future_of_the_same_executor(ex: Any, kind_config: Any, request: pytest.FixtureRequest) -> None:
     """Issue 14.2: a callback blocking on another future of its executor must not
     stall the executor (that future completes, close() returns)."""
+    if kind_config.kind == "dask":
+        # strict: when dask is fixed, XPASS fails and the marker must go
+        request.applymarker(
+            pytest.mark.xfail(reason="dask settles futures and runs callbacks on one thread; a blocked callback stalls it (issue 14.2, dask)", strict=True)
+        )
     gate = ex.Event()
     other = ex.submit(tasks.wait_event_then, gate, "other", 60)
     seen: list[Any] = []
