@@ -97,6 +97,7 @@ from .._helpers import (
     release_count,
     semaphore_timeout,
     semaphore_value,
+    take,
     wait_timeout,
 )
 from .._protocols import RLockLike
@@ -631,15 +632,7 @@ class Lock(Held):
         self._sem = gevent.lock.Semaphore(1)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        seconds = lock_timeout(blocking, timeout)
-        if self._sem.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(self._wait, seconds)
-
-    def _wait(self, seconds: float | None) -> bool:
-        return bool(self._sem.acquire(True, seconds))
+        return take(self._sem.acquire, lock_timeout(blocking, timeout))
 
     def release(self) -> None:
         if not self._sem.locked():
@@ -675,15 +668,7 @@ class RLock(Held):
         self._lock = gevent.lock.RLock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        seconds = lock_timeout(blocking, timeout)
-        if self._lock.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(self._wait, seconds)
-
-    def _wait(self, seconds: float | None) -> bool:
-        return bool(self._lock.acquire(True, seconds))
+        return take(self._lock.acquire, lock_timeout(blocking, timeout))
 
     def release(self) -> None:
         if not self._lock._is_owned():
@@ -726,15 +711,7 @@ class Semaphore(Held):
         return gevent.lock.Semaphore(value)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        seconds = semaphore_timeout(blocking, timeout)
-        if self._sem.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(self._wait, seconds)
-
-    def _wait(self, seconds: float | None) -> bool:
-        return bool(self._sem.acquire(True, seconds))
+        return take(self._sem.acquire, semaphore_timeout(blocking, timeout))
 
     def release(self, n: int = 1) -> None:
         for _ in range(release_count(n)):
