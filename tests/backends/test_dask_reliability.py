@@ -126,8 +126,10 @@ def test_a_recursion_error_comes_back_as_itself(shared_address: str) -> None:
 
 @pytest.mark.timeout(240)
 def test_a_crash_inside_a_map_batch_is_raised_at_its_item() -> None:
-    with unifex.executor("dask", size=2) as ex:
-        it = ex.map(crash_at, range(1000), [537] * 1000)  # batches of 125: the crash is inside 500..624
+    # three workers: the crashing batch kills two in a row (its re-run finds the
+    # item), and the cluster keeps a worker while the nannies restart them
+    with unifex.executor("dask", size=3) as ex:
+        it = ex.map(crash_at, range(1000), [537] * 1000, chunksize=125)  # the crash is inside the batch 500..624
         got = [next(it) for _ in range(537)]
         with pytest.raises(unifex.WorkerCrashedError) as info:
             next(it)
