@@ -211,6 +211,7 @@ class PeakMemory:
 SHARE = f"data: one {SHARED_BYTES // MB} MB array shared by {SHARED_TASKS} tasks"
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.benchmark(group=SHARE)
 def test_share_unifex(benchmark: Any) -> None:
     """From a new executor to the last result: pool start-up, ``share`` and the
@@ -228,11 +229,12 @@ def test_share_unifex(benchmark: Any) -> None:
         peaks.append(peak.peak_kb - baseline_kb)
         return out
 
-    out = benchmark.pedantic(run, rounds=3)
+    out = benchmark.pedantic(run, rounds=2)
     assert out == [float(SHARED_BYTES)] * SHARED_TASKS
     benchmark.extra_info["peak_memory_ratio"] = round(max(peaks) * 1024 / SHARED_BYTES, 2)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.benchmark(group=SHARE)
 def test_share_serial_plus_startup(benchmark: Any) -> None:
     """The reference: a serial loop over the array plus a pool's start-up (a
@@ -244,7 +246,7 @@ def test_share_serial_plus_startup(benchmark: Any) -> None:
             ex.submit(noop).result()
         return [total(arr) for _ in range(SHARED_TASKS)]
 
-    out = benchmark.pedantic(run, rounds=3)
+    out = benchmark.pedantic(run, rounds=2)
     assert out == [float(SHARED_BYTES)] * SHARED_TASKS
 
 
