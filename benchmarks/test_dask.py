@@ -85,6 +85,21 @@ def test_unifex_map(benchmark: Any, ex: Any) -> None:
 
 
 @pytest.mark.benchmark(group="dask: map of tiny tasks (compare tasks_per_second)")
+def test_unifex_map_fixed_chunks(benchmark: Any, ex: Any) -> None:
+    """The same map with ``chunksize`` given (``ceil(n / (4 * size))``, the
+    largest batch ``chunksize=None`` grows to): the batching machinery alone,
+    without the adaptive ramp from one-item batches."""
+    chunksize = -(-MAP_TASKS // (4 * SIZE))
+
+    def run() -> None:
+        deque(ex.map(square, range(MAP_TASKS), chunksize=chunksize), maxlen=0)
+
+    benchmark.extra_info["tasks_per_round"] = MAP_TASKS
+    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    benchmark.extra_info["tasks_per_second"] = MAP_TASKS / benchmark.stats.stats.median
+
+
+@pytest.mark.benchmark(group="dask: map of tiny tasks (compare tasks_per_second)")
 def test_client_map(benchmark: Any, client: Any) -> None:
     def run() -> None:
         futures = client.map(square, range(RAW_MAP_TASKS), pure=False)

@@ -5,8 +5,11 @@ worker)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
+import threading
 import types
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,8 +40,68 @@ def is_async(fn: object) -> bool:
 
 def run_coroutine(fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, **kwargs: Any) -> T:
     """What a worker runs for an ``async def`` task: the coroutine to completion
-    in a fresh event loop of the worker's thread."""
-    return asyncio.run(fn(*args, **kwargs))
+    in a fresh event loop of the worker's thread (of a helper thread when a loop
+    already runs in this one: the ``serial`` kind called from a coroutine)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fn(*args, **kwargs))
+    box: list[Any] = []
+    ctx = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            box.append((True, ctx.run(asyncio.run, fn(*args, **kwargs))))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    helper = threading.Thread(target=run, name="unifex-async-task")
+    helper.start()
+    helper.join()
+    ok, value = box.pop()
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+_drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, set[Future[Any]]]] = weakref.WeakKeyDictionary()
+
+
+_driving: set[asyncio.Task[None]] = set()
+
+
+def drive(fut: Future[Any]) -> None:
+    """``fut`` belongs to a cooperative kind (gevent, greenlet) whose tasks run
+    only when this thread yields to their hub / scheduler, and an asyncio loop
+    runs here: keep yielding to them from the loop until ``fut`` is done."""
+    loop = asyncio.get_running_loop()
+    per_loop = _drivers.setdefault(loop, {})
+    key = id(fut._owner)
+    pending = per_loop.get(key)
+    if pending is not None:
+        pending.add(fut)
+        return
+    per_loop[key] = pending = {fut}
+    task = loop.create_task(_drive(per_loop, key, pending))
+    _driving.add(task)  # the loop keeps only a weak reference to its tasks
+    task.add_done_callback(_driving.discard)
+
+
+async def _drive(per_loop: dict[int, set[Future[Any]]], key: int, pending: set[Future[Any]]) -> None:
+    from . import _wait
+
+    idle = 0.0
+    try:
+        while True:
+            for f in [f for f in pending if f.done()]:
+                pending.discard(f)
+            if not pending:
+                return
+            _wait.current().sleep(0)  # let the hub / scheduler run its ready tasks once
+            await asyncio.sleep(idle)
+            idle = min(0.005, idle + 0.0005)  # tasks that wait on timers: poll, gently
+    finally:
+        per_loop.pop(key, None)
 
 
 def wrap(fut: Future[T]) -> asyncio.Future[T]:
@@ -46,6 +109,8 @@ def wrap(fut: Future[T]) -> asyncio.Future[T]:
     cancels ``fut`` if the task has not started, and otherwise asks the executor
     to stop the running task where its model can."""
     afut = asyncio.wrap_future(fut)
+    if not fut.done() and getattr(fut._owner, "_cooperative", False):
+        drive(fut)
 
     def on_done(af: asyncio.Future[T]) -> None:
         if af.cancelled() and not fut.done():

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from _thread import get_ident
+from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import CancelledError
 from contextvars import copy_context
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from typing_extensions import ParamSpec
 
 from . import _exit, _wait
-from ._aio import amap, is_async, run_coroutine
+from ._aio import amap, drive, is_async, run_coroutine
 from ._errors import ExecutorClosedError, TaskTimeoutError, TerminatedError
 from ._future import Future
 from ._map import map_, run_chunk, run_items
@@ -181,6 +182,10 @@ def terminated_error() -> TerminatedError:
     return TerminatedError("the task was running when terminate() stopped the executor")
 
 
+def stopped_error() -> CancelledError:
+    return CancelledError("the task was stopped while running: the asyncio task awaiting it was cancelled")
+
+
 def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
     """On terminate: cancel what has not started, fail what runs with TerminatedError."""
     for fut in futures:
@@ -204,6 +209,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
     #: at normal interpreter exit, run the accepted tasks (close(wait=True)) as
     #: ``concurrent.futures`` does
     _drain_at_exit: ClassVar[bool] = True
+    #: tasks run only when the submitting thread yields (gevent, greenlet)
+    _cooperative: ClassVar[bool] = False
     #: ``_dispatch`` runs the task itself (``serial``): ``close(wait=False)`` and
     #: ``terminate()`` need not wait for dispatches in progress in other threads
     _runs_at_dispatch: ClassVar[bool] = False
@@ -212,6 +219,7 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         super().__init_subclass__(**kwargs)
         if "_copy_context" not in cls.__dict__:
             cls._copy_context = "processes" not in cls.capabilities
+        cls._cooperative = "cooperative" in cls.capabilities
 
     def __init__(
         self,
@@ -356,6 +364,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             self._dispatch(fut, call, call_args, kwargs, None)
         finally:
             self._end_dispatch(ident)
+        if self._cooperative and _get_running_loop() is not None:
+            drive(fut)  # loop.run_in_executor(ex, ...) from a coroutine in this thread
         return fut
 
     def _wrap_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
@@ -395,7 +405,9 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             return self._submit_managed(fn, call_args, kwargs, timeout, (retries, retry_on, backoff), (callback, error_callback))
         fut: Future[T] = Future(self)
         if callback is not None or error_callback is not None:
-            fut._callbacks = [_result_callback(callback, error_callback)]
+            on_done = _result_callback(callback, error_callback)
+            fut._callbacks = [on_done]
+            fut._pool_ran = on_done.ran  # type: ignore[attr-defined]
         ident = self._begin_dispatch()
         try:
             self._dispatch(fut, fn, call_args, kwargs, timeout)
@@ -568,7 +580,9 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
             first: Future[Any] = GatedFuture(self, gate) if gate is not None else Future(self)
             fut: Future[T] = first if policy is None else RetryFuture(self)
             if callbacks is not None and (callbacks[0] is not None or callbacks[1] is not None):
-                fut.add_done_callback(_result_callback(*callbacks))
+                on_done = _result_callback(*callbacks)
+                fut._pool_ran = on_done.ran  # type: ignore[attr-defined]
+                fut.add_done_callback(on_done)
             ident = self._begin_dispatch()
             try:
                 if policy is None:
@@ -680,18 +694,24 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 def _result_callback(
     callback: Callable[[Any], object] | None, error_callback: Callable[[BaseException], object] | None
 ) -> Callable[[Future[Any]], None]:
-    def on_done(fut: Future[Any]) -> None:
-        if fut.cancelled():
-            if error_callback is not None:
-                error_callback(CancelledError("the task was cancelled before it ran"))
-            return
-        exc = fut._exception
-        if exc is None:
-            if callback is not None:
-                callback(fut._result)
-        elif error_callback is not None:
-            error_callback(exc)
+    ran = threading.Event()
 
+    def on_done(fut: Future[Any]) -> None:
+        try:
+            if fut.cancelled():
+                if error_callback is not None:
+                    error_callback(CancelledError("the task was cancelled before it ran"))
+                return
+            exc = fut._exception
+            if exc is None:
+                if callback is not None:
+                    callback(fut._result)
+            elif error_callback is not None:
+                error_callback(exc)
+        finally:
+            ran.set()
+
+    on_done.ran = ran  # type: ignore[attr-defined]  # Future.get/wait/ready wait for it
     return on_done
 
 

@@ -51,8 +51,7 @@ def _at_exit() -> None:
     global exiting
     exiting = True
     for ex in list(_live):
-        if ex.closed:
-            continue
+        # closed with wait=False counts too: its accepted tasks still run to the end
         try:
             ex.close(wait=True)
         except BaseException:

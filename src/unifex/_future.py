@@ -129,7 +129,7 @@ class Future(cf.Future[T]):
     ``successful`` and ``wait``.
     """
 
-    __slots__ = ("_callbacks", "_cfw", "_cond", "_exception", "_lock", "_owner", "_result", "_st", "_uwaiters")
+    __slots__ = ("_callbacks", "_cfw", "_cond", "_exception", "_lock", "_owner", "_pool_ran", "_result", "_st", "_uwaiters")
 
     def __init__(self, owner: object = None) -> None:
         self._st = PENDING
@@ -142,6 +142,8 @@ class Future(cf.Future[T]):
         self._cond: threading.Condition | None = None
         #: the executor that made this future (for schedulers telling their own waits apart)
         self._owner = owner
+        #: set once apply_async/map_async's callback has run (None: no such callback)
+        self._pool_ran: threading.Event | None = None
 
     def __repr__(self) -> str:
         state = self._st
@@ -255,16 +257,21 @@ class Future(cf.Future[T]):
     def get(self, timeout: float | None = None) -> T:
         """``AsyncResult.get``: the result; :class:`PoolTimeoutError` (a
         ``multiprocessing.TimeoutError``) when ``timeout`` passes first."""
-        try:
-            return self.result(timeout)
-        except TimeoutError as exc:
-            if self.done():
-                raise
-            raise PoolTimeoutError(str(exc)) from None
+        if self._st < CANCELLED:
+            try:
+                self._wait(timeout)
+            except TimeoutError as exc:
+                if not self.done():
+                    raise PoolTimeoutError(str(exc)) from None
+            except CancelledError:
+                pass
+        self._pool_callback_ran(timeout)
+        return self.result()
 
     def ready(self) -> bool:
-        """``AsyncResult.ready``: whether the task is done."""
-        return self._st >= CANCELLED
+        """``AsyncResult.ready``: whether the task is done (and its
+        ``callback``/``error_callback`` has run)."""
+        return self._st >= CANCELLED and (self._pool_ran is None or self._pool_ran.is_set())
 
     def successful(self) -> bool:
         """``AsyncResult.successful``: whether the task returned without raising;
@@ -279,6 +286,14 @@ class Future(cf.Future[T]):
             self._wait(timeout)
         except (TimeoutError, CancelledError):
             pass
+        if self._st >= CANCELLED:
+            self._pool_callback_ran(timeout)
+
+    def _pool_callback_ran(self, timeout: float | None) -> None:
+        # as in multiprocessing, get()/wait() return once the callback has run
+        ran = self._pool_ran
+        if ran is not None and not ran.is_set() and _wait.current() is _wait.THREAD:
+            ran.wait(timeout)
 
     # -- callbacks -----------------------------------------------------------------
 

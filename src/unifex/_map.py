@@ -297,7 +297,14 @@ class _MapRun:
         ident = ex._begin_dispatch()
         try:
             if self.runner is None:
-                start_task(ex, fut, Future(ex), self.retry, self.fn, item, {}, None)
+                fn, args = (copy_context().run, (self.fn, *item)) if ex._copy_context else (self.fn, item)
+                try:
+                    start_task(ex, fut, Future(ex), self.retry, fn, args, {}, None)
+                except SerializationError as exc:
+                    # an input that cannot travel fails at its position, like a task error
+                    err = SerializationError(f"map input item {self.position}: {exc}")
+                    err.__cause__ = exc.__cause__
+                    fut.try_set_exception(err)
             else:
                 start_batch(ex, fut, self.retry, self.fn, item, self.runner is run_items, self.position)
         finally:

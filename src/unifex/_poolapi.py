@@ -57,12 +57,14 @@ class PoolMethods:
         return _map_async(self, func, iterable, chunksize, None, None, star=True).result()
 
     def imap(self: BaseExecutor, func: Callable[..., T], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[T]:  # type: ignore[misc]
-        """``Pool.imap``: the lazy ``map``, results in input order."""
-        return self.map(func, iterable, chunksize=chunksize)
+        """``Pool.imap``: the lazy ``map``, results in input order. An error
+        raised by ``iterable`` comes from ``next()`` after the results of the
+        chunks read before it, as in ``multiprocessing``."""
+        return _imap(self, func, iterable, chunksize, ordered=True)
 
     def imap_unordered(self: BaseExecutor, func: Callable[..., T], iterable: Iterable[Any], chunksize: int = 1) -> Iterator[T]:  # type: ignore[misc]
         """``Pool.imap_unordered``: the lazy ``map``, results as they finish."""
-        return self.map(func, iterable, chunksize=chunksize, ordered=False)
+        return _imap(self, func, iterable, chunksize, ordered=False)
 
     def join(self: BaseExecutor) -> None:  # type: ignore[misc]
         """``Pool.join``: after ``close()`` or ``terminate()``, wait for the
@@ -73,6 +75,40 @@ class PoolMethods:
 
         if self._state != TERMINATED:
             self.close(wait=True)
+
+
+def _imap(ex: BaseExecutor, func: Callable[..., T], iterable: Iterable[Any], chunksize: int, ordered: bool) -> Iterator[T]:
+    from ._base import check_size
+
+    check_size(chunksize, "chunksize")
+    failed: list[BaseException] = []
+    results = ex.map(func, _whole_chunks(iterable, chunksize, failed), chunksize=chunksize, ordered=ordered)
+    return _then_raise(results, failed)
+
+
+def _whole_chunks(iterable: Iterable[Any], chunksize: int, failed: list[BaseException]) -> Iterator[Any]:
+    """``iterable`` read a chunk at a time; when reading raises, the input ends
+    there, without the partly read chunk, and the error goes to ``failed``
+    (``multiprocessing`` loses that chunk the same way)."""
+    it = iter(iterable)
+    while True:
+        try:
+            chunk = list(itertools.islice(it, chunksize))
+        except Exception as exc:
+            failed.append(exc)
+            return
+        if not chunk:
+            return
+        yield from chunk
+
+
+def _then_raise(results: Iterator[T], failed: list[BaseException]) -> Iterator[T]:
+    yield from results
+    if failed:
+        try:
+            raise failed[0]
+        finally:
+            failed.clear()
 
 
 def _map_async(
@@ -97,7 +133,9 @@ def _map_async(
     fn = ex._task_fn(func)
     outer: Future[list[Any]] = Future(ex)
     if callback is not None or error_callback is not None:
-        outer._callbacks = [_result_callback(callback, error_callback)]
+        on_done = _result_callback(callback, error_callback)
+        outer._callbacks = [on_done]
+        outer._pool_ran = on_done.ran  # type: ignore[attr-defined]
     batches = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
     if not batches:
         outer.set_running_or_notify_cancel()

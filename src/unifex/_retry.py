@@ -320,12 +320,12 @@ def start_task(
 ) -> None:
     """Run ``fn`` with retries, settling ``outer``; ``first`` is the first
     attempt's future. Called with the executor's state lock held."""
-    ex._track_retrying(outer)
     _TaskAttempts(ex, outer, policy, fn, args, kwargs, timeout).launch(first)
+    ex._track_retrying(outer)  # after the first dispatch: one that raises leaves nothing to wait for
 
 
 def start_batch(ex: BaseExecutor, outer: RetryFuture[Any], policy: RetryPolicy, fn: Callable[..., Any], items: list[Any], flat: bool, start: int) -> None:
     """Run one ``map`` batch with retries; ``outer`` gets ``(results, error)``.
     Called with the executor's state lock held."""
-    ex._track_retrying(outer)
     _BatchAttempts(ex, outer, policy, fn, items, flat, start).launch(Future(ex))
+    ex._track_retrying(outer)

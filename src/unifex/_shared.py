@@ -25,6 +25,7 @@ from ._helpers import (
     queue_timeout,
     semaphore_timeout,
     semaphore_value,
+    take,
     wait_timeout,
 )
 from ._wait import _local
@@ -73,28 +74,16 @@ class LockDelegate:
         self._lock.release()
 
 
-def _lock_wait(acquire: Callable[[bool, float], bool]) -> Callable[[float | None], bool]:
-    """A raw lock's blocking acquire as a wait of ``seconds`` (None: no limit)."""
-    return lambda seconds: acquire(True, -1 if seconds is None else seconds)
-
-
-class Lock:
-    """``threading.Lock`` whose blocking acquire honours the task deadline."""
+class _RawLock:
+    """A :mod:`_thread` lock in ``_lock`` whose blocking acquire honours the task deadline."""
 
     __slots__ = ("__weakref__", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = allocate_lock()
+    _lock: Any
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if timeout == -1 and _local.deadline is None:  # the common call: the raw lock as it is
             return bool(self._lock.acquire(blocking))
-        seconds = lock_timeout(blocking, timeout)
-        if self._lock.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(_lock_wait(self._lock.acquire), seconds)
+        return take(self._lock.acquire, lock_timeout(blocking, timeout), -1)
 
     __enter__ = acquire
 
@@ -104,41 +93,32 @@ class Lock:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+
+
+class Lock(_RawLock):
+    """``threading.Lock`` whose blocking acquire honours the task deadline."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+
     def locked(self) -> bool:
         return bool(self._lock.locked())
-
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"<{'locked' if self.locked() else 'unlocked'} unifex.Lock object at {id(self):#x}>"
 
 
-class RLock:
+class RLock(_RawLock):
     """``threading.RLock`` whose blocking acquire honours the task deadline."""
 
-    __slots__ = ("__weakref__", "_lock")
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._lock: Any = threading.RLock()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if timeout == -1 and _local.deadline is None:
-            return bool(self._lock.acquire(blocking))
-        seconds = lock_timeout(blocking, timeout)
-        if self._lock.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(_lock_wait(self._lock.acquire), seconds)
-
-    __enter__ = acquire
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+        self._lock = threading.RLock()
 
     # what threading.Condition (and CPython's lock tests) use
     def _is_owned(self) -> bool:
@@ -153,9 +133,6 @@ class RLock:
     def _recursion_count(self) -> int:
         return int(self._lock._recursion_count())
 
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()
-
     def __repr__(self) -> str:
         raw = repr(self._lock)  # <unlocked _thread.RLock object owner=0 count=0 at 0x...>
         state, _, rest = raw[1:].partition(" _thread.RLock object ")
@@ -167,13 +144,7 @@ class _DeadlineAcquire:
     kind, a blocking acquire bounded by the task deadline."""
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        seconds = semaphore_timeout(blocking, timeout)
-        acquire = super().acquire  # type: ignore[misc]
-        if acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(lambda s: bool(acquire(True, s)), seconds)
+        return take(super().acquire, semaphore_timeout(blocking, timeout))  # type: ignore[misc]
 
     __enter__ = acquire
 

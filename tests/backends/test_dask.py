@@ -207,6 +207,17 @@ def test_map_batches_tiny_tasks_into_few_dask_tasks(shared_address: str) -> None
         assert len(set(keys)) == 8
 
 
+async def async_square(x: int) -> int:
+    return x * x
+
+
+def test_async_functions_of_a_test_module_travel_by_value(shared_address: str) -> None:
+    with unifex.executor("dask", address=shared_address, size=2) as ex:
+        fn: Any = async_square  # a coroutine function: the executor runs it to its result
+        assert ex.submit(fn, 4).result(timeout=60) == 16
+        assert list(ex.map(fn, range(20))) == [i * i for i in range(20)]
+
+
 def test_map_of_unknown_length_keeps_one_input_per_task(shared_address: str) -> None:
     with unifex.executor("dask", address=shared_address, size=2) as ex:
         keys = list(ex.map(current_key, iter(range(6))))

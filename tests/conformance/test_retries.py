@@ -95,6 +95,7 @@ def test_map_raises_at_the_item_that_ran_out_of_retries(ex: Any, tmp_path: Path)
     assert got == [0, 1, 2]
 
 
+@pytest.mark.requires("concurrent")  # serial retries inside submit, sleeping the backoff there
 @pytest.mark.timeout(60)
 def test_cancelling_a_task_waiting_out_its_backoff(ex: Any, tmp_path: Path) -> None:
     fut = ex.apply_async(lt.fail_times, (str(tmp_path / "a"), 5), retries=3, backoff=30)
@@ -153,3 +154,15 @@ def test_backoff_costs_no_wall_time_on_the_virtual_clock(make_executor: Any, tmp
     assert fut.result(timeout=1000) == "done"
     # two backoffs of at least 20/2 and 40/2 virtual seconds, within the 30 s hang guard
     assert ex.now() - start >= 30
+
+
+@pytest.mark.requires("processes")
+@pytest.mark.timeout(60)
+def test_an_argument_that_cannot_travel_is_not_retried_and_close_returns(ex: Any) -> None:
+    import threading
+
+    with pytest.raises(unifex.SerializationError):  # from apply_async (process) or from the future (dask)
+        ex.apply_async(tasks.identity, (threading.Lock(),), retries=2).result(timeout=30)
+    with pytest.raises(unifex.SerializationError):
+        list(ex.map(tasks.identity, [1, threading.Lock()], chunksize=1, retries=2))
+    ex.close(wait=True)

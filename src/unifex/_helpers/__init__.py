@@ -5,7 +5,7 @@ once (:mod:`.args`), one deadline-bounded wait (:mod:`.deadline`), and the
 from __future__ import annotations
 
 from .args import lock_timeout, queue_maxsize, queue_timeout, release_count, semaphore_timeout, semaphore_value, wait_timeout
-from .deadline import bounded_call, bounded_wait, in_timed_task
+from .deadline import bounded_call, bounded_wait, in_timed_task, take
 from .held import Held
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "release_count",
     "semaphore_timeout",
     "semaphore_value",
+    "take",
     "wait_timeout",
 ]

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from .._wait import _local, clamp, deadline_passed
 
-__all__ = ["bounded_call", "bounded_wait", "in_timed_task"]
+__all__ = ["bounded_call", "bounded_wait", "in_timed_task", "take"]
 
 T = TypeVar("T")
 
@@ -51,3 +51,15 @@ def bounded_call(call: Callable[[float | None], T], timeout: float | None, expir
         if is_deadline:
             raise deadline_passed() from None
         raise
+
+
+def take(acquire: Callable[..., object], seconds: float | None, forever: float | None = None) -> bool:
+    """Take a lock or semaphore through its ``acquire(blocking, timeout)``: at
+    once when it is free or ``seconds`` is 0.0, else waiting at most ``seconds``
+    (None: no limit, passed on as ``forever``: None, or -1 for a raw lock),
+    bounded by the task's deadline."""
+    if acquire(False):
+        return True
+    if seconds == 0.0:
+        return False
+    return bounded_wait(lambda s: bool(acquire(True, forever if s is None else s)), seconds)

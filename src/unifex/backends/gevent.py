@@ -84,7 +84,7 @@ from gevent.monkey import get_original
 from greenlet import getcurrent
 
 from .. import _wait
-from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished
+from .._base import COMMON_OPTIONS, BaseExecutor, describe_call, fail_unfinished, stopped_error
 from .._errors import TaskTimeoutError
 from .._future import Future
 from .._helpers import (
@@ -97,6 +97,7 @@ from .._helpers import (
     release_count,
     semaphore_timeout,
     semaphore_value,
+    take,
     wait_timeout,
 )
 from .._protocols import RLockLike
@@ -537,6 +538,23 @@ class GeventExecutor(BaseExecutor):
                 break
             waiter.wait(None)
 
+    def _cancel_queued(self) -> None:
+        for item in list(self._pending):
+            item[0].cancel()
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: kill its greenlet."""
+
+        def stop() -> None:
+            for glet, running in list(self._running.items()):
+                if running is fut and fut.try_set_exception(stopped_error()):
+                    glet.kill(block=False)
+
+        if _get_ident() == self._ident:
+            stop()
+        else:
+            self._loop.run_callback_threadsafe(stop)
+
     def _terminate(self) -> None:
         dropped: list[Future[Any]] = []
         while True:
@@ -614,15 +632,7 @@ class Lock(Held):
         self._sem = gevent.lock.Semaphore(1)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        seconds = lock_timeout(blocking, timeout)
-        if self._sem.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(self._wait, seconds)
-
-    def _wait(self, seconds: float | None) -> bool:
-        return bool(self._sem.acquire(True, seconds))
+        return take(self._sem.acquire, lock_timeout(blocking, timeout))
 
     def release(self) -> None:
         if not self._sem.locked():
@@ -658,15 +668,7 @@ class RLock(Held):
         self._lock = gevent.lock.RLock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        seconds = lock_timeout(blocking, timeout)
-        if self._lock.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(self._wait, seconds)
-
-    def _wait(self, seconds: float | None) -> bool:
-        return bool(self._lock.acquire(True, seconds))
+        return take(self._lock.acquire, lock_timeout(blocking, timeout))
 
     def release(self) -> None:
         if not self._lock._is_owned():
@@ -709,15 +711,7 @@ class Semaphore(Held):
         return gevent.lock.Semaphore(value)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        seconds = semaphore_timeout(blocking, timeout)
-        if self._sem.acquire(False):
-            return True
-        if seconds == 0.0:
-            return False
-        return bounded_wait(self._wait, seconds)
-
-    def _wait(self, seconds: float | None) -> bool:
-        return bool(self._sem.acquire(True, seconds))
+        return take(self._sem.acquire, semaphore_timeout(blocking, timeout))
 
     def release(self, n: int = 1) -> None:
         for _ in range(release_count(n)):

@@ -67,6 +67,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("kind_config", configs, ids=[c.id for c in configs])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _unifex_planned_clusters() -> None:
+    """Start the test infrastructure that collection only planned (the dask
+    kind's shared cluster), once per session, before any test's leak snapshot."""
+    import sys
+
+    shared = sys.modules.get("unifex.testing.dask_cluster")
+    if shared is not None:
+        shared.start_planned()
+
+
 @pytest.fixture
 def make_executor(kind_config: KindConfig) -> Iterator[Callable[..., Any]]:
     import unifex

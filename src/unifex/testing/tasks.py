@@ -272,3 +272,39 @@ def arrive_then_sleep_until_all(lock: Any, shared: MutableMapping[str, int], n: 
             break
         unifex.sleep(step)
     return shared["n"]
+
+
+# -- the ecosystem clauses (asyncio, contextvars) ---------------------------------------
+
+
+async def async_square(x: int) -> int:
+    """An ``async def`` task: awaits once, then returns ``x * x``."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return x * x
+
+
+def _ctx_var() -> Any:
+    import contextvars
+
+    var = globals().get("_CTX_VAR")
+    if var is None:
+        var = globals()["_CTX_VAR"] = contextvars.ContextVar("unifex_test_var", default="unset")
+    return var
+
+
+def set_ctx_var(value: Any) -> None:
+    """Set the conformance suite's context variable in the calling context."""
+    _ctx_var().set(value)
+
+
+def get_ctx_var(_: Any = None) -> Any:
+    """The conformance suite's context variable as the task sees it."""
+    return _ctx_var().get()
+
+
+def set_ctx_var_in_task(value: Any) -> Any:
+    """Set the variable inside a task; return what the task then sees."""
+    _ctx_var().set(value)
+    return _ctx_var().get()

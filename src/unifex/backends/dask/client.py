@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -200,10 +201,20 @@ class _Batch:
         return (self.fn, self.items, self.flat, self.exact_from, self.mark)
 
 
+def _origin(fn: Any, args: tuple[Any, ...] = ()) -> Any:
+    """The user's function inside the core's wrappers (an ``async def`` function
+    runs through ``run_coroutine``), whose module decides how it travels."""
+    if isinstance(fn, functools.partial):
+        return _origin(fn.func, fn.args)
+    if fn is run_coroutine and args:
+        return args[0]
+    return fn
+
+
 def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], batch: _Batch | None = None) -> bytes:
     """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
     try:
-        if _ship_by_value(batch.fn if batch is not None else args[0] if fn is run_coroutine and args else fn):
+        if _ship_by_value(_origin(batch.fn) if batch is not None else _origin(fn, args)):
             return cloudpickle_dumps((fn, args, kwargs))
         return dpickle.dumps((fn, args, kwargs))
     except Exception as whole:
@@ -301,8 +312,11 @@ class _CallbackThread:
 
 
 #: a task waiting for a slot: future, function, arguments, timeout, its map batch,
-#: and the pickled call when it was pickled at submit (outside the state lock)
-_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "bytes | None"]
+#: and the pickled call with the scattered arguments it refers to (both made
+#: at submit, outside the state lock)
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
+
+
 @final
 class DaskExecutor(BaseExecutor):
     """Tasks on a dask.distributed cluster: embedded, joined by ``address`` or
@@ -420,21 +434,44 @@ class DaskExecutor(BaseExecutor):
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
-        # pickling runs user code (__reduce__): here, outside the state lock
+        # pickling runs user code (__reduce__) and scattering waits on the
+        # cluster: both here, outside the state lock
         try:
             payload = _serialize_task(fn, args, kwargs)
-        except SerializationError as exc:
+            refs: list[Any] = []
+            if self._threshold is not None and len(payload) > self._threshold:
+                payload, refs = self._scatter_big(fn, args, kwargs)
+        except Exception as exc:
             if fut.set_running_or_notify_cancel():
                 fut.try_set_exception(exc)
             return
         with self._state_lock:
-            self._pending.append((fut, fn, args, kwargs, timeout, None, payload))
+            self._pending.append((fut, fn, args, kwargs, timeout, None, (payload, refs)))
             self._pump()
 
     def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
-        with self._state_lock:  # a batch is pickled when sent: it may be resumed after a crash
-            self._pending.append((fut, run_batch, (), {}, None, _Batch(fn, batch, flat, start), None))
+        self._queue_batch(fut, _Batch(fn, batch, flat, start), resumed=False)
+
+    def _queue_batch(self, fut: Future[Any], batch: _Batch, resumed: bool) -> None:
+        """Queue a ``map`` batch, pickled here, outside the state lock; a
+        ``resumed`` batch (run again after a crash) goes first."""
+        try:
+            payload = _serialize_task(run_batch, batch.args(), {}, batch)
+        except SerializationError as exc:
+            if resumed or fut.set_running_or_notify_cancel():
+                fut.try_set_exception(exc)
+            return
+        batch.resumed = resumed
+        item: _Item = (fut, run_batch, (), {}, None, batch, (payload, []))
+        with self._state_lock:
+            if resumed and self._state == TERMINATED:  # the crash was reported after terminate()
+                fut.try_set_exception(terminated_error())
+                return
+            if resumed:
+                self._pending.appendleft(item)
+            else:
+                self._pending.append(item)
             self._pump()
 
     def _pump(self) -> None:
@@ -442,25 +479,13 @@ class DaskExecutor(BaseExecutor):
         called with the state lock held."""
         pending, inflight = self._pending, self._inflight
         while pending and len(inflight) < self.size:
-            fut, fn, args, kwargs, timeout, batch, pickled = pending.popleft()
-            if batch is not None:
-                args = batch.args()
-                if batch.resumed:
-                    if fut.done():
-                        continue
-                elif not fut.set_running_or_notify_cancel():
+            fut, fn, args, _, timeout, batch, (payload, refs) = pending.popleft()
+            if batch is not None and batch.resumed:
+                if fut.done():
                     continue
             elif not fut.set_running_or_notify_cancel():
                 continue
-            try:
-                payload = pickled if pickled is not None else _serialize_task(fn, args, kwargs, batch)
-                refs: list[Any] = []
-                if self._threshold is not None and len(payload) > self._threshold and batch is None:
-                    payload, refs = self._scatter_big(fn, args, kwargs)
-            except SerializationError as exc:
-                fut.try_set_exception(exc)
-                continue
-            name = getattr(batch.fn if batch is not None else fn, "__name__", "task")
+            name = getattr(_origin(batch.fn) if batch is not None else _origin(fn, args), "__name__", "task")
             dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
             key = dfut.key
             inflight[key] = fut
@@ -600,10 +625,7 @@ class DaskExecutor(BaseExecutor):
         self._requeue(fut, head)
 
     def _requeue(self, fut: Future[Any], batch: _Batch) -> None:
-        batch.resumed = True
-        with self._state_lock:
-            self._pending.appendleft((fut, run_batch, (), {}, None, batch, None))
-            self._pump()
+        self._queue_batch(fut, batch, resumed=True)
 
     def _crash_error(self, exc: Any, what: str) -> WorkerCrashedError:
         worker = getattr(exc, "last_worker", None)
@@ -667,6 +689,12 @@ class DaskExecutor(BaseExecutor):
             return  # the embedded cluster goes with its states
         with contextlib.suppress(Exception):
             self._client.run(end_lives, self._id, self._finalizer is not None and self._state != TERMINATED)
+
+    def _cancel_queued(self) -> None:
+        with self._state_lock:
+            queued = [item[0] for item in self._pending]
+        for fut in queued:  # _pump skips a cancelled task
+            fut.cancel()
 
     def _terminate(self) -> None:
         with self._state_lock:

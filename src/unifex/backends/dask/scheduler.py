@@ -53,6 +53,7 @@ class _EventState:
 
     def __init__(self) -> None:
         self.flag = False
+        self.sets = 0  # set() calls: a waiter woken by one returns True even if clear() came first
         self.changed = asyncio.Condition()
 
 
@@ -216,6 +217,7 @@ class _HelperService:
     async def _event_set(self, e: _EventState) -> str:
         async with e.changed:
             e.flag = True
+            e.sets += 1
             e.changed.notify_all()
         return "ok"
 
@@ -228,7 +230,8 @@ class _HelperService:
 
     async def _event_wait(self, e: _EventState, timeout: float | None) -> str:
         async with e.changed:
-            return "ok" if await _wait_until(e.changed, lambda: e.flag, timeout) else "timeout"
+            seen = e.sets
+            return "ok" if await _wait_until(e.changed, lambda: e.flag or e.sets != seen, timeout) else "timeout"
 
     # conditions: the lock lives here too, so release-wait-reacquire is one step
     def _owns(self, lock: str, owner: str | None) -> bool:

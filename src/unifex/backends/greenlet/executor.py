@@ -11,7 +11,7 @@ from typing import Any, ClassVar, final
 from greenlet import getcurrent
 
 from ... import _wait
-from ..._base import COMMON_OPTIONS, BaseExecutor, terminated_error
+from ..._base import COMMON_OPTIONS, BaseExecutor, stopped_error, terminated_error
 from ..._errors import DeadlockError
 from ..._future import Future
 from ..._protocols import RLockLike
@@ -232,6 +232,23 @@ class GreenletExecutor(BaseExecutor):
             self._stop_all(lambda task: DeadlockError(f"task {task.describe()} was stopped by close(): it could never finish. {reason}"))
             raise
         self._unregister()
+
+    def _cancel_queued(self) -> None:
+        for task in list(self._pending):
+            task.fut.cancel()
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: kill it (in the loop's thread)."""
+
+        def stop(_: object) -> None:
+            for task in list(self._active):
+                if task.fut is fut and not fut.done():
+                    self._loop.kill(task, stopped_error())
+
+        if _get_ident() == self._loop.ident:
+            stop(None)
+        else:
+            self._loop.post(stop, None)
 
     def _terminate(self) -> None:
         loop = self._loop

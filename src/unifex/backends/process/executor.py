@@ -278,6 +278,10 @@ class ProcessExecutor(BaseExecutor):
     def _shutdown(self, wait: bool) -> None:
         self._core.shutdown(wait)
 
+    def _cancel_queued(self) -> None:
+        for task in list(self._core._queue):  # the dispatcher skips a cancelled task
+            task.fut.cancel()
+
     def _terminate(self) -> None:
         self._core.terminate()
 

@@ -57,13 +57,13 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import ExecutorClosedError
 from ..._helpers import (
     Held,
-    bounded_wait,
     lock_timeout,
     queue_maxsize,
     queue_timeout,
     release_count,
     semaphore_timeout,
     semaphore_value,
+    take,
     wait_timeout,
 )
 from ..._remote import dumps
@@ -142,14 +142,8 @@ def install_worker(token: int, table: Any) -> memoryview | None:
 
 
 def _take(sem: Any, seconds: float | None) -> bool:
-    """Take ``sem``: at once when ``seconds`` is 0.0, else waiting at most
-    ``seconds`` (None: no limit, as :mod:`unifex._helpers.args` returns it),
-    bounded by the task deadline."""
-    if sem.acquire(False):
-        return True
-    if seconds == 0.0:
-        return False
-    return bounded_wait(lambda s: bool(sem.acquire(True, s)), seconds)
+    """Take the SemLock ``sem`` (see :func:`unifex._helpers.take`)."""
+    return take(sem.acquire, seconds)
 
 
 class SharedState:

@@ -1,0 +1,43 @@
+"""Reliability 12 / ecosystem clause 1: at normal interpreter exit, the tasks an
+executor accepted run to the end (what ``concurrent.futures`` does), on every
+kind, also after ``close(wait=False)``; a submit after that raises."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+PROGRAM = """
+import sys, time
+import unifex
+
+def slow_print(i):
+    time.sleep(0.2)
+    sys.stdout.write(f"done {{i}}\\n")
+    sys.stdout.flush()
+
+if __name__ == "__main__":
+    ex = unifex.executor({kind!r}, 2{options})
+    for i in range(4):
+        ex.submit(slow_print, i)
+    {ending}
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("ending", ["pass", "ex.close(wait=False)"], ids=["left-open", "closed-without-wait"])
+def test_accepted_tasks_run_at_exit(kind_config: Any, ending: str, tmp_path: Any) -> None:
+    # a joined dask cluster belongs to this test session: the program starts its own
+    options = "" if kind_config.kind == "dask" else "".join(f", {k}={v!r}" for k, v in kind_config.options.items())
+    script = tmp_path / "exit.py"
+    script.write_text(textwrap.dedent(PROGRAM.format(kind=kind_config.kind, options=options, ending=ending)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=170, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert sorted(re.findall(r"done (\d)", out.stdout)) == ["0", "1", "2", "3"], out.stderr
