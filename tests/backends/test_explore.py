@@ -319,7 +319,7 @@ def test_a_deadlock_message_names_source_lines_and_lock_holders() -> None:
     with pytest.raises(unifex.DeadlockError) as info:
         explore(lock_order_deadlock)
     message = str(info.value)
-    assert re.search(r"Lock held by task #\d \S*transfer", message)
+    assert re.search(r"Lock object held by task #\d \S*transfer", message)
     assert re.search(r"at test_explore.py:\d+ \(with second:\)", message)
 
 
