@@ -126,7 +126,7 @@ class _Adaptive:
     per worker, at most ``cap`` items (a progress bar moves at least that often).
     Until a batch has finished, sizes double."""
 
-    __slots__ = ("cap", "done", "in_flight", "limit", "size", "start", "workers")
+    __slots__ = ("cap", "done", "in_flight", "limit", "size", "workers")
 
     _WINDOW = 16  # finished batches the rate is measured over
 
@@ -136,16 +136,20 @@ class _Adaptive:
         self.in_flight = 0  # inputs sent whose batch the map has not yielded yet
         self.workers = max(1, workers)
         self.size = 1
-        self.start = time.perf_counter()
         # (finish time, items) of recent batches; appended by done-callbacks in
         # the executor's threads, read by the map's caller (deque ops are atomic)
-        self.done: deque[tuple[float, int]] = deque(maxlen=self._WINDOW)
+        self.done: deque[tuple[int, float]] = deque(maxlen=self._WINDOW)
 
-    def finished(self, items: int) -> Callable[[Future[Any]], None]:
+    def finished(self, items: int, queued: int) -> Callable[[Future[Any]], None]:
+        """The done-callback of a batch of ``items`` dispatched now, with
+        ``queued`` batches of this map in flight (itself included)."""
         done = self.done
+        sent = time.perf_counter()
+        # a batch behind others waits its turn: its time over its share of the workers
+        share = max(1.0, queued / self.workers)
 
         def record(fut: Future[Any]) -> None:
-            done.append((time.perf_counter(), items))
+            done.append((items, (time.perf_counter() - sent) / share))
 
         return record
 
@@ -153,13 +157,17 @@ class _Adaptive:
         done = list(self.done)
         if not done:
             return self.size  # nothing measured yet: stay small until a batch finishes
-        if len(done) >= 2:
-            elapsed = done[-1][0] - done[0][0]
-            items = sum(n for _, n in done[1:])
-        else:
-            elapsed = done[0][0] - self.start
-            items = done[0][1]
-        want = 2 * self.size if elapsed <= 0 else round(TARGET_BATCH_SECONDS * items / elapsed / self.workers)
+        # The time per item, from the batch that took least per item of the recent
+        # ones: a batch's time also holds the round trip, so the least is the
+        # closest to the work itself; while the round trip dominates, sizes grow
+        # about tenfold a batch. And, as joblib does, a batch that took less than
+        # the target makes the next up to 8 times as big, at least twice (a round
+        # trip slower than the target per item would otherwise hold the sizes).
+        per_item = min(took / items for items, took in done)
+        want = 2 * self.size if per_item <= 0 else round(TARGET_BATCH_SECONDS / per_item)
+        items, took = done[-1]
+        if took < TARGET_BATCH_SECONDS:
+            want = max(want, items * min(8, max(2, int(TARGET_BATCH_SECONDS / max(took, 1e-9)))))
         # shrink at most by half per batch (a slow spell), never past the cap
         self.size = max(1, self.size // 2, min(self.cap, want))
         return self.size
@@ -259,7 +267,7 @@ class _MapRun:
                 continue
             fut: Future[Any] = Future(ex)
             if sizer is not None:
-                fut._callbacks = [sizer.finished(len(item))]
+                fut._callbacks = [sizer.finished(len(item), len(pending) + 1)]
                 if self.done_queue is not None:
                     fut._callbacks.append(self.done_queue)
             elif self.done_queue is not None:
@@ -291,7 +299,7 @@ class _MapRun:
         ex = self.ex
         assert self.retry is not None
         fut: RetryFuture[Any] = RetryFuture(ex)
-        fut._callbacks = [] if self.sizer is None else [self.sizer.finished(len(item))]
+        fut._callbacks = [] if self.sizer is None else [self.sizer.finished(len(item), len(self.pending) + 1)]
         if self.done_queue is not None:
             fut._callbacks.append(self.done_queue)
         ident = ex._begin_dispatch()

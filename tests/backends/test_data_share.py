@@ -51,16 +51,19 @@ def test_share_maps_once_per_worker_and_is_unlinked_on_close(start_method: str, 
 def test_adaptive_batches_start_at_one_and_grow_to_the_target() -> None:
     fast = _Adaptive(cap=10_000, workers=2)
     assert fast.next_size() == 1  # nothing measured yet
-    t = fast.start
-    for i in range(1, 6):  # tiny items, a million a second: the cap binds
-        fast.done.append((t + i * 0.000001, 1))
+    for _ in range(5):  # tiny items, a microsecond each: the cap binds
+        fast.done.append((1, 0.000001))
     assert fast.next_size() == 10_000
     slow = _Adaptive(cap=10_000, workers=2)
-    for i in range(1, 6):  # 50 ms items on 2 workers: 40 items per second
-        slow.done.append((slow.start + i * 0.025, 1))
+    for _ in range(5):  # 50 ms items: batches of the target time
+        slow.done.append((1, 0.05))
     assert slow.next_size() == round(TARGET_BATCH_SECONDS / 0.05)
+    trips = _Adaptive(cap=10_000, workers=2)
+    for _ in range(5):  # a 50 ms round trip whatever the size: grow (as joblib doubles)
+        trips.done.append((4, 0.05))
+    assert trips.next_size() == 16
     slower = _Adaptive(cap=10_000, workers=2)
     slower.size = 64
-    for i in range(1, 6):  # items got slow: shrink, at most by half per batch
-        slower.done.append((slower.start + i * 1.0, 1))
+    for _ in range(5):  # items got slow: shrink, at most by half per batch
+        slower.done.append((1, 1.0))
     assert slower.next_size() == 32
