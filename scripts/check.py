@@ -4,6 +4,7 @@ run ruff, mypy and the whole test suite.
 
     python3 scripts/check.py            # everything
     python3 scripts/check.py -k lock    # extra arguments go to pytest
+    UNIFEX_TEST_WORKERS=0 python3 scripts/check.py   # pytest in one process (default: 2 xdist workers)
 
 It installs into the running interpreter when that is a virtual environment or a
 Python that allows it (pyenv, a container's python); where the system Python is
@@ -12,6 +13,7 @@ Python that allows it (pyenv, a container's python); where the system Python is
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -24,7 +26,9 @@ def main() -> int:
         install(py, "all,test")
         run(py, "-m", "ruff", "check", "src", "tests", "benchmarks", "examples", "scripts")
         run(py, "-m", "mypy")
-        run(py, "-m", "pytest", *sys.argv[1:])
+        # two pytest-xdist workers: the suite is mostly waiting (processes, clusters, sleeps)
+        workers = os.environ.get("UNIFEX_TEST_WORKERS", "2")
+        run(py, "-m", "pytest", "-n", workers, *sys.argv[1:])
     except subprocess.CalledProcessError as exc:
         return exc.returncode or 1
     return 0
