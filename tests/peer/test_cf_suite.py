@@ -142,10 +142,30 @@ HANGS: dict[tuple[str, str], str] = {
 INTERNALS = {"test_max_workers_negative", "test_default_workers", "test_saturation", "test_idle_thread_reuse"}
 
 
+def _own(cls: type, name: str) -> Any:
+    """``cls``'s own copy of the inherited test ``name``: a pytest mark sets an
+    attribute on the function it marks, and the vendored classes' functions are
+    shared by every kind's subclass, so a mark for one kind would land on all."""
+    func = getattr(cls, name)
+    if not isinstance(func, types.FunctionType):
+        return func
+    copy = types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__)
+    copy.__qualname__ = func.__qualname__
+    copy.__doc__ = func.__doc__
+    copy.__dict__.update({k: v for k, v in func.__dict__.items() if k != "pytestmark"})
+    own_marks = cls.__dict__.get(name)
+    if own_marks is not None and hasattr(own_marks, "pytestmark"):
+        copy.pytestmark = list(own_marks.pytestmark)  # type: ignore[attr-defined]
+    setattr(cls, name, copy)
+    return copy
+
+
 def _mark(kind: str, cls: type) -> type:
     for name in dir(cls):
         if not name.startswith("test_"):
             continue
+        if getattr(cls, name) is not None and name not in INTERNALS:
+            _own(cls, name)
         reason = DIFFERENCES.get((kind, name)) or DIFFERENCES.get(("*", name))
         if reason is not None:
             setattr(cls, name, pytest.mark.xfail(reason=reason, strict=True)(getattr(cls, name)))
