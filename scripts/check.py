@@ -28,7 +28,7 @@ def main() -> int:
         run(py, "-m", "mypy")
         # two pytest-xdist workers: the suite is mostly waiting (processes, clusters, sleeps)
         workers = os.environ.get("UNIFEX_TEST_WORKERS", "2")
-        run(py, "-m", "pytest", "-n", workers, *sys.argv[1:])
+        run(py, "-m", "pytest", "-n", workers, "--dist", "loadgroup", *sys.argv[1:])
     except subprocess.CalledProcessError as exc:
         return exc.returncode or 1
     return 0

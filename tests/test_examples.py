@@ -38,6 +38,9 @@ def _load_run_all() -> ModuleType:
 
 run_all = _load_run_all()
 EXAMPLES: list[str] = run_all.discover()
+# one pytest-xdist worker runs them all (the module fixture runs every selected pair)
+pytestmark = pytest.mark.xdist_group("examples")
+
 #: programs run at once by the fixture: enough to overlap start-up waits, few
 #: enough not to starve a 2-core machine (each dask program starts processes)
 JOBS = max(2, min(3, os.cpu_count() or 1))
