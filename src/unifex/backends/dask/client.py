@@ -104,8 +104,9 @@ import distributed as _distributed
 
 from ..._aio import run_coroutine
 from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._callbacks import CallbackRunner
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
-from ..._future import Future, run_callback
+from ..._future import Future
 from ..._helpers import queue_maxsize, semaphore_value
 from ..._protocols import RLockLike
 from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
@@ -263,54 +264,6 @@ class _Deferred(list):  # type: ignore[type-arg]
         return iter(inline)
 
 
-class _CallbackThread:
-    """Runs user callbacks in order on one thread of the submitting process."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[Future[Any], list[Any]]] = deque()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def post(self, fut: Future[Any], callbacks: list[Any]) -> None:
-        with self._cond:
-            if not self._stopped:
-                self._queue.append((fut, callbacks))
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                    self._thread.start()
-                else:
-                    self._cond.notify()
-                return
-        for callback in callbacks:  # after the executor is gone: run them here
-            run_callback(callback, fut)
-
-    def _run(self) -> None:
-        cond, queue = self._cond, self._queue
-        while True:
-            with cond:
-                while not queue and not self._stopped:
-                    cond.wait()
-                if not queue:
-                    return
-                fut, callbacks = queue.popleft()
-            for callback in callbacks:
-                run_callback(callback, fut)
-
-    def is_current(self) -> bool:
-        return self._thread is threading.current_thread()
-
-    def stop(self) -> None:
-        """Run what is queued, then end the thread."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-
 #: a task waiting for a slot: future, function, arguments, timeout, its map batch,
 #: and the pickled call with the scattered arguments it refers to (both made
 #: at submit, outside the state lock)
@@ -401,7 +354,7 @@ class DaskExecutor(BaseExecutor):
         self._batches: dict[str, _Batch] = {}
         self._scattered: dict[str, list[Any]] = {}  # key -> the dask futures of its big arguments
         self._shared: list[DaskShared[Any]] = []
-        self._callbacks = _CallbackThread(f"unifex-dask-callbacks-{self._id}")
+        self._callbacks = CallbackRunner(f"unifex-dask-callbacks-{self._id}")
         self._cond = threading.Condition(self._state_lock)
         self._collector: threading.Thread | None = None
         self._stopping = False

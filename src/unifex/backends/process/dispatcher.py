@@ -25,13 +25,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._base import TERMINATED, describe_call, terminated_error
+from ..._callbacks import CallbackRunner, hold
 from ..._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
 from ..._remote import RemoteTraceback, describe_exception, exit_text
 from ..._worker import emit_forwarded, format_bytes, rss_of
 from . import helpers as shared
 from . import shm
-from .callbacks import CallbackRunner, hold
 from .wire import (
     _INIT_FAILED,
     _LOST,

@@ -1,5 +1,6 @@
-"""Done-callbacks of the ``process`` kind run on a thread of their own, never on
-the dispatcher: a callback may block, even on another future of the same
+"""Done-callbacks on a thread of their own, for the kinds whose futures are
+settled by one internal thread (the ``process`` dispatcher, the ``dask``
+collector): a callback may block, even on another future of the same
 executor, without stalling the executor.
 
     dispatcher thread                              callback thread (started on first use)
@@ -18,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..._future import CANCELLED, Future, run_callback
+from ._future import CANCELLED, Future, run_callback
 
 __all__ = ["CallbackRunner", "hold"]
 
@@ -59,15 +60,23 @@ class CallbackRunner:
 
     def settled(self, fut: Future[Any], held: list[Any] | None) -> None:
         """``fut`` is done: run the callbacks held for it (if any) on the thread."""
-        if not held:
-            return
+        if held:
+            self.post(fut, held[:])
+
+    def post(self, fut: Future[Any], callbacks: list[Callable[..., object]]) -> None:
+        """Run ``callbacks(fut)`` on the thread, in order after those posted
+        before; once stopped, in the caller."""
         with self._cond:
-            self._queue.append((fut, held[:]))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify()
+            if not self._stopping:
+                self._queue.append((fut, callbacks))
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                    self._thread.start()
+                else:
+                    self._cond.notify()
+                return
+        for callback in callbacks:  # after the executor is gone: run them here
+            run_callback(callback, fut)
 
     def is_current(self) -> bool:
         return self._thread is threading.current_thread()
