@@ -466,3 +466,24 @@ def test_a_map_error_keeps_its_remote_traceback(shared_address: str) -> None:
         with pytest.raises(tasks.TaskError, match="bad input 7") as info:
             next(it)
     assert "raise_at" in str(info.value.__cause__)
+
+
+@pytest.mark.timeout(120)
+def test_a_dropped_embedded_executor_is_collected_and_its_workers_end() -> None:
+    """Reliability 14: without close(), the executor is collected (its collector
+    thread ends when idle) and its embedded cluster's worker processes end."""
+    import gc
+
+    from unifex.testing import wait_until
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    ex = unifex.executor("dask", size=1)
+    assert ex.submit(tasks.square, 7).result(timeout=60) == 49
+    workers = [p for p in me.children(recursive=True) if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())]
+    assert workers
+    collector_threads = {t for t in threading.enumerate() if t.name.startswith("unifex-dask")}
+    del ex
+    gc.collect()
+    assert wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers), timeout=60)
+    assert wait_until(lambda: not any(t.is_alive() for t in collector_threads), timeout=30)

@@ -270,6 +270,18 @@ class _Deferred(list):  # type: ignore[type-arg]
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
 
 
+def _release_dropped(client: Any, cluster: Any, callbacks: CallbackRunner) -> None:
+    """An executor dropped without ``close()`` was collected: end its callback
+    thread and close what it made (a client of its own, an embedded cluster)."""
+    callbacks.stop()
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close()
+
+
 @final
 class DaskExecutor(BaseExecutor):
     """Tasks on a dask.distributed cluster: embedded, joined by ``address`` or
@@ -362,6 +374,10 @@ class DaskExecutor(BaseExecutor):
         self._helpers_ready = False
         self._names = itertools.count()
         self._client.subscribe_topic(self._log_topic, _emit_log_event)
+        # dropped without close(): when collected (the collector thread ends when
+        # idle, so nothing else holds the executor), its client and cluster go too
+        self._dropped = weakref.finalize(self, _release_dropped, self._client if self._owns_client else None, self._cluster, self._callbacks)
+        self._dropped.atexit = False
 
     def __repr__(self) -> str:
         where = "embedded" if self._cluster is not None else self._scheduler_address
@@ -487,6 +503,11 @@ class DaskExecutor(BaseExecutor):
         ac = self._ac
         while True:
             with self._cond:
+                if not self._inflight and not self._pending and not self._stopping:
+                    # idle: end, so that no thread holds an executor its owner dropped;
+                    # the next hand-off to dask starts another collector
+                    self._collector = None
+                    return
                 while not self._inflight and not self._stopping:
                     self._cond.wait()
                 if not self._inflight and not self._pending:
@@ -616,6 +637,7 @@ class DaskExecutor(BaseExecutor):
             if self._torn_down:
                 return
             self._torn_down = True
+        self._dropped.detach()
         self._callbacks.stop()  # every callback has run before the helpers go
         self._end_worker_lives()
         for handle in self._shared:
