@@ -539,7 +539,7 @@ class GeventExecutor(BaseExecutor):
         if _get_ident() == self._ident:
             stop()
         else:
-            self._loop.run_callback_threadsafe(stop)
+            self._ctx.bridge.call(stop)
 
     def _terminate(self) -> None:
         dropped: list[Future[Any]] = []

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..._base import TERMINATED, describe_call, terminated_error
+from ..._base import TERMINATED, describe_call, stopped_error, terminated_error
 from ..._callbacks import CallbackRunner, hold
 from ..._errors import ExecutorClosedError, SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
@@ -258,6 +258,7 @@ class _Dispatcher:
         self._free_slots: list[int] = []
         self._slots = 2 * size + 2  # progress slots: live workers and the dying ones
         self._callbacks = CallbackRunner(f"unifex-process-callbacks-{id(self):x}")
+        self._stop_requests: deque[Future[Any]] = deque()  # running tasks to stop (asyncio cancelled their awaiter)
         _LIVE.add(self)
 
     def _closed_error(self) -> ExecutorClosedError:
@@ -680,10 +681,25 @@ class _Dispatcher:
         # (a reply cut off by a crash, a timeout kill, terminate())
         shm.sweep(f"/uxd{self._pid}-w{worker.pid}-")
 
+    def stop_running(self, fut: Future[Any]) -> None:
+        """Stop the task of ``fut`` if a worker runs it: its worker is killed
+        and replaced, the future fails with ``CancelledError``. Any thread."""
+        self._stop_requests.append(fut)
+        self._wake()
+
     def _check_deadlines(self) -> float | None:
-        """Time out tasks, escalate kills; return when to look again."""
+        """Time out tasks, stop the ones asked to, escalate kills; return when to look again."""
         now = _monotonic()
         soonest: float | None = None
+        while self._stop_requests:
+            fut = self._stop_requests.popleft()
+            for worker in list(self._workers.values()):
+                task = worker.task
+                if task is not None and task.fut is fut and not fut.done():
+                    worker.task = None
+                    worker.deadline = None
+                    self._set_exception(fut, stopped_error())
+                    self._kill(worker, now)
         for worker in list(self._workers.values()):
             if worker.deadline is not None and worker.task is not None:
                 if now >= worker.deadline:

@@ -285,6 +285,10 @@ class ProcessExecutor(BaseExecutor):
     def _terminate(self) -> None:
         self._core.terminate()
 
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: kill its worker."""
+        self._core.stop_running(fut)
+
     # -- helpers -------------------------------------------------------------------
 
     def Lock(self) -> shared.Lock:
