@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex.testing import KindConfig, configurations
+from unifex.testing import KindConfig, configurations, one_per_kind
 
 HERE = Path(__file__).parent / "cpython_helpers"
 
@@ -90,7 +90,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "peer_kind" not in metafunc.fixturenames:
         return
     seen: dict[str, KindConfig] = {}
-    for config in configurations(metafunc.config.getoption("--unifex-kinds")):
+    for config in one_per_kind(configurations(metafunc.config.getoption("--unifex-kinds"))):
         seen.setdefault(config.kind, config)  # the helpers do not depend on a kind's options
     params = []
     for config in seen.values():

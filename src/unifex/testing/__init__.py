@@ -158,3 +158,16 @@ except ImportError as _missing:  # pragma: no cover - greenlet not installed
         raise ImportError(f"unifex.testing.explore needs the greenlet package ({_reason}); install it with: pip install 'unifex[gevent]'")
 
     replay = explore  # type: ignore[assignment]
+
+
+def one_per_kind(configs: list[KindConfig]) -> list[KindConfig]:
+    """The first configuration of each kind: for suites (the vendored CPython
+    ones) whose checks do not depend on a start method or a seed, which the
+    conformance suite already runs under every configuration."""
+    seen: set[str] = set()
+    out: list[KindConfig] = []
+    for config in configs:
+        if config.kind not in seen:
+            seen.add(config.kind)
+            out.append(config)
+    return out

@@ -44,7 +44,7 @@ import pytest
 
 import unifex
 from unifex import _wait
-from unifex.testing import KindConfig, configurations
+from unifex.testing import KindConfig, configurations, one_per_kind
 
 try:
     import test.support  # type: ignore[import-not-found]  # noqa: F401 - CPython's test package: the suite needs it
@@ -312,7 +312,7 @@ NOT_DRIVEN = {
 }
 
 _not_driven: list[str] = []
-for _config in configurations():
+for _config in one_per_kind(configurations()):
     if _config.kind in NOT_DRIVEN:
         _not_driven.append(_config.kind)
     else:
