@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex import _bench
+from unifex import bench as _bench
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 import unifex
 from unifex._base import default_thread_count
-from unifex._bench import noop, square
+from unifex.bench.workloads import noop, square
 
 SIZE = default_thread_count()  # the default size of thread, pool and ThreadPoolExecutor alike
 MAP_TASKS = 100_000

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex._bench import noop, square
+from unifex.bench.workloads import noop, square
 
 distributed = pytest.importorskip("distributed", reason="the dask kind needs distributed: pip install 'unifex[dask]'")
 

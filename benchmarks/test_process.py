@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex._bench import dict_ops, lock_ops, noop, queue_ops, square
+from unifex.bench.workloads import dict_ops, lock_ops, noop, queue_ops, square
 
 SIZE = 2
 MAP_TASKS = 100_000
