@@ -17,13 +17,13 @@ __all__ = ["backends", "get_factory", "register_backend"]
 
 #: kind -> (factory as "module:attr", the package it needs, the extra that installs it)
 BUILTIN: dict[str, tuple[str, str | None, str | None]] = {
-    "thread": ("unifex.backends.thread:ThreadExecutor", None, None),
-    "process": ("unifex.backends.process.executor:ProcessExecutor", None, None),
-    "pool": ("unifex.backends.pool:ElasticPoolExecutor", None, None),
-    "gevent": ("unifex.backends.gevent:GeventExecutor", "gevent", "unifex[gevent]"),
-    "greenlet": ("unifex.backends.greenlet:GreenletExecutor", "greenlet", "unifex[gevent]"),
-    "serial": ("unifex.backends.serial:SerialExecutor", None, None),
-    "dask": ("unifex.backends.dask.client:DaskExecutor", "distributed", "unifex[dask]"),
+    "thread": ("unifex._backends.thread:ThreadExecutor", None, None),
+    "process": ("unifex._backends.process.executor:ProcessExecutor", None, None),
+    "pool": ("unifex._backends.pool:ElasticPoolExecutor", None, None),
+    "gevent": ("unifex._backends.gevent:GeventExecutor", "gevent", "unifex[gevent]"),
+    "greenlet": ("unifex._backends.greenlet:GreenletExecutor", "greenlet", "unifex[gevent]"),
+    "serial": ("unifex._backends.serial:SerialExecutor", None, None),
+    "dask": ("unifex._backends.dask.client:DaskExecutor", "distributed", "unifex[dask]"),
 }
 
 ENTRY_POINT_GROUP = "unifex.backends"

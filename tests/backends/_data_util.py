@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from unifex.backends.process import shm
+from unifex._backends.process import shm
 
 MB = 1 << 20
 

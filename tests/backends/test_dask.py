@@ -29,7 +29,7 @@ distributed = pytest.importorskip("distributed", reason="the dask kind needs dis
 import dask  # noqa: E402
 
 import unifex  # noqa: E402
-from unifex.backends.dask import DaskExecutor  # noqa: E402
+from unifex._backends.dask import DaskExecutor  # noqa: E402
 from unifex.testing import dask_cluster, tasks  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -141,7 +141,7 @@ def test_missing_distributed_names_the_extra() -> None:
 def test_the_backend_never_imports_the_test_kit() -> None:
     code = (
         "import sys, unifex\n"
-        "from unifex.backends.dask import DaskExecutor, client, worker, scheduler, helpers, cluster\n"
+        "from unifex._backends.dask import DaskExecutor, client, worker, scheduler, helpers, cluster\n"
         "print(sorted(m for m in sys.modules if m.startswith('unifex.testing')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout

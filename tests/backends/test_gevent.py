@@ -25,7 +25,7 @@ from greenlet import getcurrent
 
 import unifex
 from unifex import _wait
-from unifex.backends.gevent import GeventExecutor, GeventWaitContext
+from unifex._backends.gevent import GeventExecutor, GeventWaitContext
 from unifex.testing import tasks, wait_until
 
 

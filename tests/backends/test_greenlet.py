@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import unifex
-from unifex.backends.greenlet import GreenletExecutor
-from unifex.backends.greenlet.loop import _TaskGreenlet
+from unifex._backends.greenlet import GreenletExecutor
+from unifex._backends.greenlet.loop import _TaskGreenlet
 from unifex.testing import tasks
 
 pytestmark = pytest.mark.timeout(60)

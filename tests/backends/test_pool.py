@@ -110,7 +110,7 @@ def test_idle_timeout_none_never_shrinks() -> None:
 def test_uses_no_concurrent_futures_executor() -> None:
     import inspect
 
-    import unifex.backends.pool as module
+    import unifex._backends.pool as module
 
     source = inspect.getsource(module)
     assert "ThreadPoolExecutor" not in source and "import concurrent" not in source

@@ -29,7 +29,7 @@ from _process_util import (
 )
 
 import unifex
-from unifex.backends.process import RemoteTraceback
+from unifex._backends.process import RemoteTraceback
 from unifex.testing import tasks
 
 

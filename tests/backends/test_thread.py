@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import unifex
-from unifex.backends.thread import ThreadExecutor
+from unifex._backends.thread import ThreadExecutor
 from unifex.testing import tasks, wait_until
 
 

@@ -103,11 +103,11 @@ def test_backend_modules_are_imported_only_on_first_use() -> None:
     out = _run(
         """
         import sys, unifex
-        heavy = [m for m in sys.modules if m.startswith("unifex.backends.") or m.split(".")[0] in ("gevent", "distributed", "dask")]
+        heavy = [m for m in sys.modules if m.startswith("unifex._backends.") or m.split(".")[0] in ("gevent", "distributed", "dask")]
         print("before", sorted(heavy))
         with unifex.executor("thread", size=1) as ex:
             ex.submit(int).result(timeout=10)
-        print("thread", "unifex.backends.thread" in sys.modules, "unifex.backends.process" in sys.modules)
+        print("thread", "unifex._backends.thread" in sys.modules, "unifex._backends.process" in sys.modules)
         """
     )
     assert "before []" in out

@@ -48,8 +48,13 @@ def test_py_typed_is_shipped() -> None:
     assert (Path(unifex.__file__).parent / "py.typed").exists()
 
 
-def test_backends_is_callable_after_backend_modules_load() -> None:
-    import unifex.backends.thread
+def test_backends_is_the_public_function_after_backend_modules_load() -> None:
+    import types
 
-    assert callable(unifex.backends)
+    import unifex._backends.pool as pool_module
+    import unifex._backends.thread
+
+    assert not isinstance(unifex.backends, types.ModuleType)
     assert unifex.backends()["thread"] is True
+    assert pool_module.__name__ == "unifex._backends.pool"
+    assert unifex._backends.thread.__name__ == "unifex._backends.thread"

@@ -125,7 +125,7 @@ def configurations() -> list[tuple[str, dict[str, Any]]]:
 
 
 def _serve(workers: int, threads: int, port: int = 0) -> None:
-    from unifex.backends.dask.cluster import local_cluster
+    from unifex._backends.dask.cluster import local_cluster
 
     with local_cluster(workers, threads, True, silence_logs=logging.ERROR, scheduler_port=port) as cluster:
         print(cluster.scheduler_address, flush=True)

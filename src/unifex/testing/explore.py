@@ -32,9 +32,9 @@ from typing import Any
 
 import attrs
 
+from .._backends.greenlet.executor import GreenletExecutor
+from .._backends.greenlet.loop import _Loop, _Task, user_frame, user_line
 from .._errors import LivelockError
-from ..backends.greenlet.executor import GreenletExecutor
-from ..backends.greenlet.loop import _Loop, _Task, user_frame, user_line
 
 __all__ = ["STRATEGIES", "ExploreResult", "ScheduleDivergedWarning", "explore", "replay"]
 

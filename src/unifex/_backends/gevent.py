@@ -58,7 +58,7 @@ Design decisions:
   every other task. With it, I/O yields. When unifex is imported after
   patching, ``threading.local`` is greenlet-local, so each worker greenlet
   pushes the wait context for itself.
-* **Helpers** (:mod:`unifex.backends.gevent_helpers`) come from :mod:`gevent.lock`, :mod:`gevent.event` and
+* **Helpers** (:mod:`unifex._backends.gevent_helpers`) come from :mod:`gevent.lock`, :mod:`gevent.event` and
   :mod:`gevent.queue`, wrapped where their spelling differs from the stdlib
   (``timeout=-1``, ``release(n)``, the error a stdlib lock raises);
   ``Condition`` is built on them; ``dict`` is a plain ``dict`` (one hub thread:
