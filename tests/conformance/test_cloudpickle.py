@@ -6,6 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 def module_level(x: int) -> int:
     return x + 100

@@ -1,4 +1,8 @@
 """Reliability 14: an executor dropped without ``close()`` does not keep its
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
+
 threads: once it is collected they end (as ``ThreadPoolExecutor``'s do)."""
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ import pytest
 
 import unifex
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
+
 ERRORS = {
     unifex.UnknownBackendError: ValueError,
     unifex.ExecutorClosedError: RuntimeError,

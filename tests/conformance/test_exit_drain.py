@@ -13,6 +13,10 @@ from typing import Any
 
 import pytest
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
+
 PROGRAM = """
 import sys, time
 import unifex

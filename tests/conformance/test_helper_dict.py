@@ -9,6 +9,9 @@ import pytest
 
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 def test_mutable_mapping_interface(ex: Any) -> None:
     d = ex.dict({"a": 1}, b=2)

@@ -8,6 +8,9 @@ import pytest
 
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 def test_event_interface_from_the_caller(ex: Any) -> None:
     event = ex.Event()

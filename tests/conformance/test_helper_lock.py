@@ -9,6 +9,9 @@ import pytest
 
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 def test_lock_protects_a_read_modify_write(make_executor: Any) -> None:
     ex = make_executor(size=4)

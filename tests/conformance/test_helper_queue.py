@@ -10,6 +10,9 @@ import pytest
 
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 def test_fifo_and_sizes_from_the_caller(ex: Any) -> None:
     q = ex.Queue()

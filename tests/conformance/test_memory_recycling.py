@@ -13,7 +13,7 @@ import unifex
 from unifex.testing import KindConfig, tasks
 from unifex.testing import lifecycle_tasks as lt
 
-pytestmark = pytest.mark.kinds("process", "dask")
+pytestmark = [pytest.mark.kinds("process", "dask"), pytest.mark.worker_start]
 
 
 @pytest.mark.timeout(120)

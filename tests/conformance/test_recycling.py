@@ -14,7 +14,7 @@ from unifex.testing import tasks
 
 from ._lifecycle import LIFECYCLE_KINDS
 
-pytestmark = pytest.mark.kinds(*LIFECYCLE_KINDS)
+pytestmark = [pytest.mark.kinds(*LIFECYCLE_KINDS), pytest.mark.worker_start]
 
 
 @pytest.mark.timeout(60)

@@ -10,6 +10,9 @@ import pytest
 import unifex
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 def read_shared(handle: Any, key: str) -> Any:
     return handle.value[key]

@@ -10,6 +10,8 @@ import pytest
 import unifex
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
 
 def test_submit_passes_args_and_kwargs(ex: Any) -> None:
     assert ex.submit(tasks.add, 1, 2, 3, c=4).result(timeout=30) == 10

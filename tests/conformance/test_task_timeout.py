@@ -12,6 +12,9 @@ import pytest
 import unifex
 from unifex.testing import KindConfig, tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 @pytest.mark.timeout(60)
 def test_timeout_fails_the_future_with_task_timeout_error(ex: Any, tmp_path: Any) -> None:

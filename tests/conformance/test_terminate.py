@@ -14,6 +14,9 @@ import pytest
 import unifex
 from unifex.testing import tasks
 
+# a start method can change this clause: run it under each (see unifex.testing)
+pytestmark = pytest.mark.worker_start
+
 
 @pytest.mark.requires("concurrent")
 @pytest.mark.timeout(90)

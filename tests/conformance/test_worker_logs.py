@@ -13,7 +13,7 @@ import pytest
 from unifex.testing import lifecycle_tasks as lt
 from unifex.testing import wait_until
 
-pytestmark = pytest.mark.kinds("process", "dask")
+pytestmark = [pytest.mark.kinds("process", "dask"), pytest.mark.worker_start]
 
 
 @pytest.mark.timeout(60)

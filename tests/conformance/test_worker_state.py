@@ -15,7 +15,7 @@ from unifex.testing import lifecycle_tasks as lt
 
 from ._lifecycle import LIFECYCLE_KINDS
 
-pytestmark = pytest.mark.kinds(*LIFECYCLE_KINDS)
+pytestmark = [pytest.mark.kinds(*LIFECYCLE_KINDS), pytest.mark.worker_start]
 
 
 @pytest.mark.timeout(60)

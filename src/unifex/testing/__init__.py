@@ -69,12 +69,17 @@ class KindConfig:
     kind: str
     options: dict[str, Any] = attrs.field(factory=dict, hash=False)
     capabilities: frozenset[str] = frozenset()
+    #: a marker name: when set, this configuration runs only the tests carrying
+    #: that marker (a second start method need not re-run what it cannot change)
+    only: str | None = None
 
     def has(self, *names: str) -> bool:
         return set(names) <= self.capabilities
 
 
-Variants = list[tuple[str, dict[str, Any]]]
+#: ``(id, options)``, or ``(id, options, marker)`` for a configuration that runs
+#: only the tests carrying ``marker`` (see :attr:`KindConfig.only`)
+Variants = list[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str]]
 
 
 def _greenlet_configurations() -> Variants:
@@ -84,11 +89,15 @@ def _greenlet_configurations() -> Variants:
 
 
 def _process_configurations() -> Variants:
-    # every start method this platform has: each starts workers its own way
+    # every start method this platform has. The default one (the first) runs
+    # the whole suite; the others run the tests marked ``worker_start``: the
+    # clauses a start method can change (what a worker inherits or unpickles:
+    # the function, arguments, helpers, shared data, initializer, logging; how
+    # it is started, replaced, killed and ended)
     import multiprocessing
 
-    methods = multiprocessing.get_all_start_methods()
-    return [(f"process-{m}", {"start_method": m}) for m in ("forkserver", "spawn", "fork") if m in methods]
+    methods = [m for m in ("forkserver", "spawn", "fork") if m in multiprocessing.get_all_start_methods()]
+    return [(f"process-{m}", {"start_method": m}) if i == 0 else (f"process-{m}", {"start_method": m}, "worker_start") for i, m in enumerate(methods)]
 
 
 def _dask_configurations() -> Variants:
@@ -129,8 +138,8 @@ def configurations(kinds: str | None = None) -> list[KindConfig]:
         caps = frozenset(getattr(factory, "capabilities", frozenset()))
         configs = TEST_CONFIGURATIONS.get(kind) or getattr(factory, "test_configurations", None)
         variants: Variants = list(configs()) if callable(configs) else [(kind, {})]
-        for config_id, options in variants:
-            result.append(KindConfig(config_id, kind, dict(options), caps))
+        for config_id, options, *only in variants:
+            result.append(KindConfig(config_id, kind, dict(options), caps, only[0] if only else None))
     return result
 
 

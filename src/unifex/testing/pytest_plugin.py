@@ -38,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): run only for kinds that have every capability")
     config.addinivalue_line("markers", "kinds(*names): run only for the kinds named")
     config.addinivalue_line(
+        "markers", "worker_start: a clause a process start method can change; run under every start method, not only the default"
+    )
+    config.addinivalue_line(
         "markers", "explore(schedules=1000, strategy='portfolio', **options): run the test (taking ex) under many greenlet schedules"
     )
 
@@ -64,6 +67,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         configs = [c for c in configs if c.has(*mark.args)]
     for mark in metafunc.definition.iter_markers("kinds"):
         configs = [c for c in configs if c.kind in mark.args]
+    configs = [c for c in configs if c.only is None or metafunc.definition.get_closest_marker(c.only) is not None]
     metafunc.parametrize("kind_config", configs, ids=[c.id for c in configs])
 
 

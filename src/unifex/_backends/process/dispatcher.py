@@ -208,6 +208,18 @@ def _how_it_ended(pid: int, exitcode: int | None) -> str:
     return f"worker pid {pid} {exit_text(exitcode)}"
 
 
+def _preload_in_fork_server() -> None:
+    """Have the fork server import the worker's modules once, so that each
+    worker it forks starts with unifex loaded instead of importing it (about
+    0.2 s less per worker start). Adds to the program's own preload list,
+    never replaces it, and acts only if the server has not started yet."""
+    from multiprocessing import forkserver
+
+    current = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None) or ["__main__"])
+    if _worker_main.__module__ not in current:
+        forkserver.set_forkserver_preload([*current, _worker_main.__module__])
+
+
 class _Dispatcher:
     """The executor's machinery, owned by its dispatcher thread: the queue, the
     workers, the helpers' shared state. Kept apart from :class:`ProcessExecutor`
@@ -226,6 +238,8 @@ class _Dispatcher:
         self.start_method = start_method
         self.max_tasks_per_worker = max_tasks_per_worker
         self._ctx: Any = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            _preload_in_fork_server()
         self._init_payload = init_payload
         self._life_payload: bytes | None = None  # the finalizer and the log level workers forward from
         self.max_memory_per_worker: int | None = None
