@@ -103,7 +103,8 @@ def _process_configurations() -> Variants:
 def _dask_configurations() -> Variants:
     from . import dask_cluster
 
-    return dask_cluster.configurations()
+    variants: Variants = [*dask_cluster.configurations()]
+    return variants
 
 
 #: kind -> a function returning ``[(id, options), ...]``: the option sets the
