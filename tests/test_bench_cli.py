@@ -35,6 +35,8 @@ def _env() -> dict[str, str]:
 
 
 USABLE = [kind for kind, ok in unifex.backends().items() if ok]
+# one pytest-xdist worker runs this module, so the quick run below happens once
+pytestmark = pytest.mark.xdist_group("bench_cli")
 
 
 @pytest.fixture(scope="module")
