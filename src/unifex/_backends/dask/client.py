@@ -103,7 +103,7 @@ import dask
 import distributed as _distributed
 
 from ..._aio import run_coroutine
-from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, stopped_error, terminated_error
 from ..._callbacks import CallbackRunner
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
@@ -127,7 +127,7 @@ from .helpers import (
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import WHERE, DaskShared, Ref, dpickle, end_lives, run_batch, run_remote
+from .worker import WHERE, DaskShared, HeldOutcome, Ref, dpickle, end_lives, run_batch, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -139,8 +139,13 @@ logger = logging.getLogger("unifex")
 
 #: largest batch ``map`` makes by itself
 MAX_CHUNKSIZE = 10_000
-#: arguments whose pickle is larger (bytes) are scattered, not put in the task graph
+#: arguments whose pickle is larger (bytes) are scattered, not put in the task graph;
+#: results that large stay on the cluster until ``result()``
 ZERO_COPY_THRESHOLD = 1 << 20
+#: how long closing waits for each value still on the cluster
+FETCH_AT_CLOSE_TIMEOUT = 60.0
+#: how long closing waits for a worker being stopped (``_stop_running``) to come back
+STOP_TIMEOUT = 30.0
 
 T = TypeVar("T")
 
@@ -270,6 +275,127 @@ class _Deferred(list):  # type: ignore[type-arg]
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
 
 
+#: what the collector receives for a task whose value stays on the cluster
+_HELD = object()
+
+
+class _Completed(distributed.as_completed):  # type: ignore[misc]
+    """``distributed.as_completed(with_results=True)`` that gathers every
+    result except a :class:`HeldOutcome` (told by the type the scheduler
+    reports with the key), which stays on the cluster until asked for."""
+
+    async def _track_future(self, future: Any) -> None:
+        try:
+            await distributed.client._wait(future)
+        except distributed.client.CancelledError:
+            pass
+        if future.type is HeldOutcome:
+            result: Any = _HELD
+        else:
+            try:
+                result = await future._result(raiseit=False)
+            except distributed.client.CancelledError as exc:
+                result = exc
+        with self.lock:
+            if future in self.futures:
+                self.futures[future] -= 1
+                if not self.futures[future]:
+                    del self.futures[future]
+                self.queue.put_nowait((future, result))
+                async with self.condition:
+                    self.condition.notify()
+                with self.thread_condition:
+                    self.thread_condition.notify()
+
+
+#: modules whose callbacks read a future through ``result()`` (or not at all):
+#: a future with only these (and the user's) may hold its value on the cluster
+_RESULT_READERS = frozenset({"unifex._future", "unifex._map"})
+
+
+def _can_hold(fut: Future[Any]) -> bool:
+    """Whether ``fut`` may keep its value on the cluster until ``result()``:
+    a plain future whose callbacks do not read ``_result`` directly (retries,
+    ``apply_async`` callbacks) nor fetch it in an event loop (asyncio's
+    ``wrap_future``, which would block the loop while the bytes travel)."""
+    if type(fut) is not Future or fut._pool_ran is not None:
+        return False
+    for cb in list.__iter__(fut._callbacks or []):
+        module = getattr(cb, "__module__", None) or type(cb).__module__ or ""
+        if module not in _RESULT_READERS and module.partition(".")[0] in ("unifex", "asyncio"):
+            return False
+    return True
+
+
+class _Held:
+    """In ``Future._result`` of a :class:`_HeldFuture`: the dask future of the
+    value that stays on the cluster, until the first ``result()`` fetches it."""
+
+    __slots__ = ("dfut", "error", "lock")
+
+    def __init__(self, dfut: Any) -> None:
+        self.dfut = dfut
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+
+    def take(self, fut: Future[Any], timeout: float | None) -> Any:
+        """Fetch the value into ``fut`` (once) and release the cluster's copy."""
+        with self.lock:
+            if fut._result is not self:  # another thread fetched it meanwhile
+                return fut._result
+            if self.error is None:
+                try:
+                    outcome = self.dfut.result(timeout)
+                except (TimeoutError, asyncio.TimeoutError):
+                    if self.dfut.done():
+                        raise
+                    raise TimeoutError(f"the task's value (kept on the cluster) did not arrive within {timeout} s; it is still there") from None
+                except Exception as exc:
+                    self.error = exc
+                else:
+                    self.settle(fut, outcome)
+                    return fut._result
+            raise self.error
+
+    def settle(self, fut: Future[Any], outcome: Any) -> None:
+        """``fut``'s value from the fetched ``outcome`` (called with ``lock`` held)."""
+        dfut, self.dfut = self.dfut, None
+        try:
+            ok, value, _tb = dpickle.loads(outcome.data)
+        except Exception as exc:
+            self.error = SerializationError(
+                f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"
+            )
+            raise self.error from exc
+        finally:
+            with contextlib.suppress(Exception):
+                dfut.release()
+        fut._result = value if ok else None  # the worker holds values only, never errors
+
+
+class _HeldFuture(Future[T]):
+    """A finished future whose value is still on the cluster: the first
+    ``result()`` (or ``await``) fetches it. ``done()``, ``exception()`` (None)
+    and waiting work without the bytes."""
+
+    __slots__ = ()
+
+    def result(self, timeout: float | None = None) -> T:
+        held = self._result
+        if type(held) is _Held:
+            return held.take(self, timeout)  # type: ignore[no-any-return]
+        return super().result(timeout)
+
+    def __await__(self) -> Any:
+        if type(self._result) is _Held:
+            return self._fetch_then_await().__await__()
+        return super().__await__()
+
+    async def _fetch_then_await(self) -> T:
+        # the bytes travel in a thread of the loop's default executor, not in the loop
+        return await asyncio.get_running_loop().run_in_executor(None, self.result)
+
+
 def _release_dropped(client: Any, cluster: Any, callbacks: CallbackRunner) -> None:
     """An executor dropped without ``close()`` was collected: end its callback
     thread and close what it made (a client of its own, an embedded cluster)."""
@@ -359,13 +485,15 @@ class DaskExecutor(BaseExecutor):
             self.size = max(1, sum(self._client.nthreads().values()))
         self._scheduler_address: str = str(self._client.scheduler.address)
         clients.setdefault(self._scheduler_address, weakref.WeakSet()).add(self._client)
-        self._ac = distributed.as_completed(loop=self._client.loop, with_results=True, raise_errors=False)
+        self._ac = _Completed(loop=self._client.loop, with_results=True, raise_errors=False)
         self._pending: deque[_Item] = deque()
         self._inflight: dict[str, Future[Any]] = {}
         self._dfutures: dict[str, Any] = {}
         self._batches: dict[str, _Batch] = {}
         self._scattered: dict[str, list[Any]] = {}  # key -> the dask futures of its big arguments
         self._shared: list[DaskShared[Any]] = []
+        self._held: weakref.WeakSet[Future[Any]] = weakref.WeakSet()  # finished, their values still on the cluster
+        self._stops: list[Any] = []  # stop_task calls running in the embedded cluster's loop
         self._callbacks = CallbackRunner(f"unifex-dask-callbacks-{self._id}")
         self._cond = threading.Condition(self._state_lock)
         self._collector: threading.Thread | None = None
@@ -455,7 +583,11 @@ class DaskExecutor(BaseExecutor):
             elif not fut.set_running_or_notify_cancel():
                 continue
             name = getattr(_origin(batch.fn) if batch is not None else _origin(fn, args), "__name__", "task")
-            dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
+            key = f"unifex-{name}-{uuid.uuid4().hex}"
+            if batch is None and self._threshold is not None:
+                dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, hold=self._threshold, key=key, pure=False)
+            else:
+                dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=key, pure=False)
             key = dfut.key
             inflight[key] = fut
             self._dfutures[key] = dfut
@@ -536,7 +668,17 @@ class DaskExecutor(BaseExecutor):
         if fut is None:
             return
         status = dfut.status
-        if status == "finished" and isinstance(outcome, bytes):
+        if outcome is _HELD:
+            if _can_hold(fut):
+                fut.__class__ = _HeldFuture  # same layout: its result() fetches the value
+                self._held.add(fut)
+                fut.try_set_result(_Held(dfut))
+                return
+            try:
+                outcome = dfut.result().data  # a future whose value is read at once: fetch it now
+            except BaseException as exc:
+                outcome = exc
+        if status == "finished" and isinstance(outcome, (bytes, memoryview)):
             try:
                 ok, value, tb = dpickle.loads(outcome)
             except Exception as exc:
@@ -639,6 +781,8 @@ class DaskExecutor(BaseExecutor):
             self._torn_down = True
         self._dropped.detach()
         self._callbacks.stop()  # every callback has run before the helpers go
+        self._fetch_held()
+        self._wait_stops()
         self._end_worker_lives()
         for handle in self._shared:
             handle._release()
@@ -654,6 +798,57 @@ class DaskExecutor(BaseExecutor):
             gone.add(self._id)
             with contextlib.suppress(Exception):
                 self._cluster.close()
+
+    def _fetch_held(self) -> None:
+        """Closing: the values that stayed on the cluster come here now, since
+        the cluster's copy goes with the executor; one that cannot be fetched
+        is raised by its future's ``result()``."""
+        futures = [f for f in list(self._held) if type(f._result) is _Held]
+        self._held.clear()
+        for fut in futures:
+            held = fut._result
+            with contextlib.suppress(BaseException):
+                held.take(fut, FETCH_AT_CLOSE_TIMEOUT)
+            if fut._result is held and held.error is None:
+                held.error = TimeoutError(f"the task's value, kept on the cluster, did not arrive within {FETCH_AT_CLOSE_TIMEOUT:g} s while the executor closed")
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: its future fails
+        with ``CancelledError`` ("stopped") and dask forgets the task. On the
+        embedded cluster (worker processes) its worker process is killed and
+        its nanny starts a new one; the other tasks that worker ran are handed
+        to other workers (run again). A joined cluster's worker is not ours to
+        kill: the task runs on until its next unifex wait (it sees the
+        cancellation) or its end."""
+        with self._state_lock:
+            key = next((k for k, f in self._inflight.items() if f is fut), None)
+            if key is None:
+                return
+            del self._inflight[key]
+            dfut = self._dfutures.pop(key, None)
+            self._batches.pop(key, None)
+            self._scattered.pop(key, None)
+        fut.try_set_exception(stopped_error())
+        embedded = self._cluster
+        if embedded is not None and dfut is not None:
+            with contextlib.suppress(Exception):
+                done = asyncio.run_coroutine_threadsafe(cluster.stop_task(embedded.scheduler, key, self._client.id), embedded.loop.asyncio_loop)
+                with self._state_lock:
+                    self._stops = [s for s in self._stops if not s.done()] + [done]
+        elif dfut is not None:
+            with contextlib.suppress(Exception):
+                dfut.cancel()
+        with self._state_lock:
+            self._pump()
+        del dfut
+
+    def _wait_stops(self) -> None:
+        """Closing: let the workers being stopped come back before the cluster goes."""
+        with self._state_lock:
+            stops, self._stops = self._stops, []
+        for done in stops:
+            with contextlib.suppress(Exception):
+                done.result(STOP_TIMEOUT)
 
     def _end_worker_lives(self) -> None:
         """Closing: every dask worker runs the finalizer of its unifex worker
@@ -691,6 +886,7 @@ class DaskExecutor(BaseExecutor):
             with contextlib.suppress(Exception):
                 self._client.cancel(dfutures)
         del dfutures
+        self._fetch_held()
         if self._cluster is not None:
             # close the workers first with a short grace: running tasks die with them
             with contextlib.suppress(Exception):

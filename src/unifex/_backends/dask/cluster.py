@@ -15,8 +15,9 @@ from typing import Any
 import dask
 import distributed as _distributed
 from distributed import Nanny
+from distributed.core import rpc
 
-__all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_workers", "exit_code", "local_cluster"]
+__all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_workers", "exit_code", "local_cluster", "stop_task"]
 
 LocalCluster: Any = _distributed.LocalCluster
 
@@ -87,3 +88,23 @@ def exit_code(client: Any, pid: int, wait: float = EXITCODE_WAIT) -> int | None:
 async def close_workers(workers: list[Any]) -> None:
     """Close an embedded cluster's workers with a short grace: running tasks die with them."""
     await asyncio.gather(*(w.close(timeout=0.5, reason="unifex-terminate") if isinstance(w, Nanny) else w.close(executor_wait=False) for w in workers), return_exceptions=True)
+
+
+#: how long a worker being stopped may take to close before its nanny kills it
+STOP_GRACE = 0.5
+
+
+async def stop_task(scheduler: Any, key: str, client_id: str) -> None:
+    """Stop the running task ``key`` on the embedded cluster, in the scheduler's
+    event loop: dask forgets it, the scheduler lets go of the worker that runs
+    it as if that worker were leaving (so its other tasks go to other workers
+    instead of failing as ``KilledWorker``), and the worker's nanny kills the
+    process and starts a new one. A task that already ended is only forgotten."""
+    ts = scheduler.tasks.get(key)
+    ws = ts.processing_on if ts is not None else None
+    scheduler.stimulus_cancel([key], client_id, True, "unifex-stop", "stopped: the asyncio task awaiting it was cancelled")
+    if ws is None or not ws.nanny or ws.address not in scheduler.workers:
+        return
+    await scheduler.remove_worker(ws.address, stimulus_id=f"unifex-stop-{time.time()}", expected=True, close=False)
+    async with rpc(ws.nanny, connection_args=scheduler.connection_args) as nanny:
+        await nanny.kill(timeout=STOP_GRACE, reason="unifex-stop")

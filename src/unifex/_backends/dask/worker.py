@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from ..._errors import SerializationError
 from ..._share import Shared
 from ..._worker import WorkerIO, WorkerLife, WorkerSetup, bind_state, format_bytes, rss_of, unbind_state
 
-__all__ = ["WHERE", "DaskShared", "Ref", "dpickle", "end_lives", "run_batch", "run_remote"]
+__all__ = ["WHERE", "DaskShared", "HeldOutcome", "Ref", "dpickle", "end_lives", "run_batch", "run_remote"]
 
 #: where a remote traceback comes from, for its text
 WHERE = "a dask worker"
@@ -120,6 +121,28 @@ def _dumps_outcome(ok: bool, value: Any, tb: str | None, what: str) -> bytes:
         part = "result" if ok else f"exception {type(value).__name__}: {value}"
         err = SerializationError(f"the {part} of {what} could not be serialized to return from the dask worker: {exc!r}; return plain picklable values")
         return dpickle.dumps((False, err, tb))
+
+
+class HeldOutcome:
+    """The pickled outcome of a task whose value is at least the executor's
+    ``zero_copy_threshold``: dask keeps it in the worker's memory under the
+    task's key, and the client, seeing this type in the scheduler's report,
+    does not gather it until the caller asks for the result. The bytes travel
+    out of band (pickle protocol 5): no copy into dask's frames."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        data = self.data
+        if isinstance(protocol, int) and protocol >= 5:
+            data = pickle.PickleBuffer(data)
+        return (HeldOutcome, (data,))
+
+    def __sizeof__(self) -> int:  # dask's memory accounting
+        return object.__sizeof__(self) + len(self.data)
 
 
 class _WorkerWaits:
@@ -272,11 +295,13 @@ def _resolve_shared(key: str) -> Any:
         return value
 
 
-def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tuple[Any, ...] | None = None) -> bytes:
+def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tuple[Any, ...] | None = None, hold: int | None = None) -> bytes | HeldOutcome:
     """Run one task on a dask worker: unpickle, run with the task's deadline and
     cancellation check in place, and return ``(ok, value, traceback)`` pickled.
     ``big`` holds the arguments too large to embed in ``payload``; ``life_spec``
-    names the executor's worker options (see :func:`_enter_life`)."""
+    names the executor's worker options (see :func:`_enter_life`). A value
+    whose pickle is at least ``hold`` bytes comes back as a :class:`HeldOutcome`,
+    which stays on the cluster until the client asks for it."""
     try:
         fn, args, kwargs = dpickle.loads(payload)
         if big:
@@ -313,9 +338,17 @@ def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tupl
     # pickled outside the except block: a RecursionError pickles only there
     if error is not None:
         return _dumps_outcome(False, error, tb, describe(fn, args, kwargs))
-    if fn is run_batch and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
-        tb = _remote.traceback_text(value[1])
-    return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
+    if fn is run_batch:
+        if value[1] is not None:  # a map batch stopped at an error: keep its traceback too
+            tb = _remote.traceback_text(value[1])
+        return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
+    try:
+        outcome = dpickle.dumps((True, value, tb))
+    except Exception:
+        return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))  # says what would not pickle
+    if hold is not None and len(outcome) >= hold:
+        return HeldOutcome(outcome)  # only a value is held: an error always comes back at once
+    return outcome
 
 
 # -- worker options on a dask worker (docs/lifecycle.md) ------------------------------
