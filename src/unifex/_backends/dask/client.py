@@ -284,12 +284,12 @@ class _Completed(distributed.as_completed):  # type: ignore[misc]
     result except a :class:`HeldOutcome` (told by the type the scheduler
     reports with the key), which stays on the cluster until asked for."""
 
-    async def _track_future(self, future: Any) -> None:
+    async def _track_future(self, future: Any, fetch: bool = False) -> None:
         try:
             await distributed.client._wait(future)
         except distributed.client.CancelledError:
             pass
-        if future.type is HeldOutcome:
+        if future.type is HeldOutcome and not fetch:
             result: Any = _HELD
         else:
             try:
@@ -307,6 +307,12 @@ class _Completed(distributed.as_completed):  # type: ignore[misc]
                 with self.thread_condition:
                     self.thread_condition.notify()
 
+    def fetch(self, future: Any) -> None:
+        """Yield ``future`` (again) with its value, gathered now, whatever its type."""
+        with self.lock:
+            self.futures[future] += 1
+        self.loop.add_callback(self._track_future, future, True)
+
 
 #: modules whose callbacks read a future through ``result()`` (or not at all):
 #: a future with only these (and the user's) may hold its value on the cluster
@@ -318,7 +324,7 @@ def _can_hold(fut: Future[Any]) -> bool:
     a plain future whose callbacks do not read ``_result`` directly (retries,
     ``apply_async`` callbacks) nor fetch it in an event loop (asyncio's
     ``wrap_future``, which would block the loop while the bytes travel)."""
-    if type(fut) is not Future or fut._pool_ran is not None:
+    if type(fut) is not _HeldFuture or fut._pool_ran is not None:
         return False
     for cb in list.__iter__(fut._callbacks or []):
         module = getattr(cb, "__module__", None) or type(cb).__module__ or ""
@@ -374,17 +380,18 @@ class _Held:
 
 
 class _HeldFuture(Future[T]):
-    """A finished future whose value is still on the cluster: the first
-    ``result()`` (or ``await``) fetches it. ``done()``, ``exception()`` (None)
-    and waiting work without the bytes."""
+    """The future of a task whose value may stay on the cluster when it ends
+    (the class of every plain future the executor runs, set at dispatch): the
+    first ``result()`` (or ``await``) fetches it. ``done()``, ``exception()``
+    (None) and waiting work without the bytes."""
 
     __slots__ = ()
 
     def result(self, timeout: float | None = None) -> T:
-        held = self._result
-        if type(held) is _Held:
-            return held.take(self, timeout)  # type: ignore[no-any-return]
-        return super().result(timeout)
+        value: Any = super().result(timeout)
+        if type(value) is _Held:
+            return value.take(self, timeout)  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
 
     def __await__(self) -> Any:
         if type(self._result) is _Held:
@@ -531,6 +538,10 @@ class DaskExecutor(BaseExecutor):
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
+        if type(fut) is Future and self._threshold is not None:
+            # before anyone waits on it: a thread already inside Future.result()
+            # would return the placeholder of a value left on the cluster
+            fut.__class__ = _HeldFuture
         # pickling runs user code (__reduce__) and scattering waits on the
         # cluster: both here, outside the state lock
         try:
@@ -659,6 +670,16 @@ class DaskExecutor(BaseExecutor):
 
     def _settle(self, dfut: Any, outcome: Any) -> None:
         key = dfut.key
+        if outcome is _HELD:
+            with self._state_lock:
+                fut = self._inflight.get(key)
+            if fut is None:
+                return
+            if not _can_hold(fut):
+                self._ac.fetch(dfut)  # its value is read at once: gather it, it comes back here
+                return
+        elif isinstance(outcome, HeldOutcome):
+            outcome = outcome.data
         with self._state_lock:
             fut = self._inflight.pop(key, None)
             self._dfutures.pop(key, None)
@@ -669,15 +690,9 @@ class DaskExecutor(BaseExecutor):
             return
         status = dfut.status
         if outcome is _HELD:
-            if _can_hold(fut):
-                fut.__class__ = _HeldFuture  # same layout: its result() fetches the value
-                self._held.add(fut)
-                fut.try_set_result(_Held(dfut))
-                return
-            try:
-                outcome = dfut.result().data  # a future whose value is read at once: fetch it now
-            except BaseException as exc:
-                outcome = exc
+            self._held.add(fut)
+            fut.try_set_result(_Held(dfut))
+            return
         if status == "finished" and isinstance(outcome, (bytes, memoryview)):
             try:
                 ok, value, tb = dpickle.loads(outcome)

@@ -14,12 +14,13 @@ from typing import Any
 
 import dask
 import distributed as _distributed
+import distributed.core
 from distributed import Nanny
-from distributed.core import rpc
 
 __all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_workers", "exit_code", "local_cluster", "stop_task"]
 
 LocalCluster: Any = _distributed.LocalCluster
+rpc: Any = _distributed.core.rpc
 
 #: scheduler settings of the embedded cluster: a crash fails only its own task, at once
 EMBEDDED_SCHEDULER_CONFIG = {
