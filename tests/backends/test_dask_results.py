@@ -158,3 +158,18 @@ def test_without_a_threshold_every_result_comes_back_with_its_task(shared_addres
         unifex.wait([fut], timeout=60)
         assert released(ex._client, "make_bytes")
         assert fut.result() == make_bytes(SIZE)
+
+
+def test_a_held_numpy_array_comes_back_whole_and_writable() -> None:
+    # the embedded cluster: fetched straight from the worker, its buffer out of band
+    np = pytest.importorskip("numpy", reason="the test checks a numpy array's buffer")
+    ex: Any
+    with unifex.executor("dask", size=1, zero_copy_threshold=THRESHOLD) as ex:
+        fut = ex.submit(np.arange, SIZE // 8, dtype=np.float64)
+        unifex.wait([fut], timeout=60)
+        assert keys_on_scheduler(ex._client, "arange")
+        a = fut.result(timeout=60)
+        assert released(ex._client, "arange")
+    assert a.shape == (SIZE // 8,) and a[-1] == SIZE // 8 - 1 and a.sum() == (SIZE // 8) * (SIZE // 8 - 1) / 2
+    a[0] = 42.0  # writable: not a view of a read-only frame
+    assert a[0] == 42.0

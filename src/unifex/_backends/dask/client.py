@@ -337,10 +337,11 @@ class _Held:
     """In ``Future._result`` of a :class:`_HeldFuture`: the dask future of the
     value that stays on the cluster, until the first ``result()`` fetches it."""
 
-    __slots__ = ("dfut", "error", "lock")
+    __slots__ = ("dfut", "direct", "error", "lock")
 
-    def __init__(self, dfut: Any) -> None:
+    def __init__(self, dfut: Any, direct: bool | None) -> None:
         self.dfut = dfut
+        self.direct = direct  # straight from the worker (about 4x faster for 64 MB than through the scheduler)
         self.lock = threading.Lock()
         self.error: BaseException | None = None
 
@@ -351,7 +352,8 @@ class _Held:
                 return fut._result
             if self.error is None:
                 try:
-                    outcome = self.dfut.result(timeout)
+                    client = self.dfut.client
+                    [outcome] = client.sync(client._gather, [self.dfut], direct=self.direct, callback_timeout=timeout)
                 except (TimeoutError, asyncio.TimeoutError):
                     if self.dfut.done():
                         raise
@@ -367,7 +369,7 @@ class _Held:
         """``fut``'s value from the fetched ``outcome`` (called with ``lock`` held)."""
         dfut, self.dfut = self.dfut, None
         try:
-            ok, value, _tb = dpickle.loads(outcome.data)
+            ok, value, _tb = outcome.loads()
         except Exception as exc:
             self.error = SerializationError(
                 f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"
@@ -678,8 +680,6 @@ class DaskExecutor(BaseExecutor):
             if not _can_hold(fut):
                 self._ac.fetch(dfut)  # its value is read at once: gather it, it comes back here
                 return
-        elif isinstance(outcome, HeldOutcome):
-            outcome = outcome.data
         with self._state_lock:
             fut = self._inflight.pop(key, None)
             self._dfutures.pop(key, None)
@@ -691,11 +691,13 @@ class DaskExecutor(BaseExecutor):
         status = dfut.status
         if outcome is _HELD:
             self._held.add(fut)
-            fut.try_set_result(_Held(dfut))
+            # the embedded cluster's workers are on this machine: fetch straight from them;
+            # a joined cluster's may be reachable only through its scheduler (the client's choice)
+            fut.try_set_result(_Held(dfut, True if self._cluster is not None else None))
             return
-        if status == "finished" and isinstance(outcome, (bytes, memoryview)):
+        if status == "finished" and isinstance(outcome, (bytes, HeldOutcome)):
             try:
-                ok, value, tb = dpickle.loads(outcome)
+                ok, value, tb = outcome.loads() if isinstance(outcome, HeldOutcome) else dpickle.loads(outcome)
             except Exception as exc:
                 fut.try_set_exception(SerializationError(f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"))
                 return

@@ -127,22 +127,45 @@ class HeldOutcome:
     """The pickled outcome of a task whose value is at least the executor's
     ``zero_copy_threshold``: dask keeps it in the worker's memory under the
     task's key, and the client, seeing this type in the scheduler's report,
-    does not gather it until the caller asks for the result. The bytes travel
-    out of band (pickle protocol 5): no copy into dask's frames."""
+    does not gather it until the caller asks for the result. The value's large
+    buffers (numpy arrays...) are pickled out of band (protocol 5) and travel
+    as dask frames of their own: neither side copies them into a pickle."""
 
-    __slots__ = ("data",)
+    __slots__ = ("buffers", "head")
 
-    def __init__(self, data: Any) -> None:
-        self.data = data
+    def __init__(self, head: Any, buffers: Any = ()) -> None:
+        self.head = head
+        self.buffers = buffers
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        data = self.data
         if isinstance(protocol, int) and protocol >= 5:
-            data = pickle.PickleBuffer(data)
-        return (HeldOutcome, (data,))
+            return (HeldOutcome, (pickle.PickleBuffer(self.head), [pickle.PickleBuffer(b) for b in self.buffers]))
+        return (HeldOutcome, (bytes(self.head), [bytes(b) for b in self.buffers]))
+
+    def loads(self) -> Any:
+        return pickle.loads(self.head, buffers=self.buffers)
 
     def __sizeof__(self) -> int:  # dask's memory accounting
-        return object.__sizeof__(self) + len(self.data)
+        return object.__sizeof__(self) + memoryview(self.head).nbytes + sum(memoryview(b).nbytes for b in self.buffers)
+
+
+def _dumps_value(outcome: tuple[bool, Any, str | None], hold: int) -> bytes | HeldOutcome | None:
+    """``outcome`` pickled with its large buffers out of band: the pickle alone
+    when it is below ``hold`` bytes in all and has no such buffers, a
+    :class:`HeldOutcome` when it is at least ``hold``; None when it needs the
+    general path (cloudpickle, ``__main__`` by value, buffers of a small value)."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        head = pickle.dumps(outcome, _remote.PROTOCOL, buffer_callback=buffers.append)
+        if b"__main__" in head:
+            return None
+        raw = [b.raw() for b in buffers]
+    except Exception:
+        return None
+    size = len(head) + sum(r.nbytes for r in raw)
+    if size >= hold:
+        return HeldOutcome(head, raw)
+    return None if raw else head
 
 
 class _WorkerWaits:
@@ -342,12 +365,16 @@ def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tupl
         if value[1] is not None:  # a map batch stopped at an error: keep its traceback too
             tb = _remote.traceback_text(value[1])
         return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
+    if hold is not None:  # only a value is held: an error always comes back at once
+        quick = _dumps_value((True, value, tb), hold)
+        if quick is not None:
+            return quick
     try:
         outcome = dpickle.dumps((True, value, tb))
     except Exception:
         return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))  # says what would not pickle
     if hold is not None and len(outcome) >= hold:
-        return HeldOutcome(outcome)  # only a value is held: an error always comes back at once
+        return HeldOutcome(outcome)
     return outcome
 
 
