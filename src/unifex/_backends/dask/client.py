@@ -34,6 +34,19 @@ Data flow::
 * Arguments whose pickle exceeds ``zero_copy_threshold`` (default 1 MiB) are
   scattered to the cluster and passed as dask dependencies (``*big``), not
   embedded in the task graph; ``share(obj)`` scatters once to every worker.
+* A value whose pickle is at least ``zero_copy_threshold`` stays on its worker
+  (a ``HeldOutcome``: its buffers out of band); the collector, told by the type
+  the scheduler reports, does not gather it and settles the future with a
+  ``_Held`` placeholder. Every plain future is a ``_HeldFuture`` from dispatch
+  on (a thread already waiting must not see the placeholder): its first
+  ``result()`` fetches the value and releases the key; dropping the future
+  releases it too; closing fetches what live futures still hold there. A
+  future whose value is read as soon as it ends (retries, ``apply_async``
+  callbacks, an asyncio awaiter) is gathered at once instead.
+* asyncio cancelled the awaiter of a running task (``_stop_running``): the
+  future fails with "stopped" and dask forgets the task; on the embedded
+  cluster the scheduler lets its worker go as if leaving (the worker's other
+  tasks run again elsewhere) and the nanny kills and restarts the process.
 * ``map`` batches: ``chunksize=None`` gives ``ceil(n / (4 * size))`` inputs per
   dask task (at most 10,000) when the input length is known, else 1, so
   100,000 tiny tasks become ``4 * size`` scheduler tasks. A batch stops at its
