@@ -827,6 +827,8 @@ class DaskExecutor(BaseExecutor):
         if self._cluster is not None:
             gone.add(self._id)
             with contextlib.suppress(Exception):
+                self._cluster.sync(cluster.close_quietly, list(self._cluster.workers.values()))
+            with contextlib.suppress(Exception):
                 self._cluster.close()
 
     def _fetch_held(self) -> None:
@@ -885,6 +887,9 @@ class DaskExecutor(BaseExecutor):
         (not after terminate) and drops its state; the log topic is left."""
         with contextlib.suppress(Exception):
             self._client.unsubscribe_topic(self._log_topic)
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._client.run(cluster.quiet_worker_logs)
         if self._cluster is not None and (self._finalizer is None or self._state == TERMINATED):
             return  # the embedded cluster goes with its states
         with contextlib.suppress(Exception):

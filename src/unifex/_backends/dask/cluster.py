@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ import distributed as _distributed
 import distributed.core
 from distributed import Nanny
 
-__all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_workers", "exit_code", "local_cluster", "stop_task"]
+__all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_quietly", "close_workers", "exit_code", "local_cluster", "quiet_worker_logs", "stop_task"]
 
 LocalCluster: Any = _distributed.LocalCluster
 rpc: Any = _distributed.core.rpc
@@ -109,3 +110,22 @@ async def stop_task(scheduler: Any, key: str, client_id: str) -> None:
     await scheduler.remove_worker(ws.address, stimulus_id=f"unifex-stop-{time.time()}", expected=True, close=False)
     async with rpc(ws.nanny, connection_args=scheduler.connection_args) as nanny:
         await nanny.kill(timeout=STOP_GRACE, reason="unifex-stop")
+
+
+#: how long a closing worker process may take before its nanny kills it (and
+#: logs a warning): generous, since a busy machine closes slowly
+CLOSE_GRACE = 20.0
+
+
+def quiet_worker_logs() -> None:
+    """Run in each worker process of the embedded cluster as it closes: the
+    heartbeat errors of workers outliving their scheduler by a moment are
+    not the program's output."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+async def close_quietly(workers: list[Any]) -> None:
+    """Close the embedded cluster's workers before its scheduler, each with a
+    generous grace, so that no worker reports a lost scheduler and no nanny
+    warns that it had to kill one."""
+    await asyncio.gather(*(w.close(timeout=CLOSE_GRACE, reason="unifex-close") if isinstance(w, Nanny) else w.close() for w in workers), return_exceptions=True)
