@@ -109,3 +109,45 @@ def test_client_map(benchmark: Any, client: Any) -> None:
     benchmark.extra_info["tasks_per_round"] = RAW_MAP_TASKS
     benchmark.pedantic(run, rounds=3, warmup_rounds=0)
     benchmark.extra_info["tasks_per_second"] = RAW_MAP_TASKS / benchmark.stats.stats.median
+
+
+# -- a large result (issue 11.3): kept on the cluster until result() -------------------
+#
+# On unifex's embedded cluster (the default), where the value is fetched straight
+# from its worker with its buffers out of band; plain ``client.submit`` and the
+# eager path (``zero_copy_threshold=None``: every result comes back with its
+# task, through the scheduler) run on the same cluster through its client.
+
+LARGE_RESULT_ITEMS = 8 << 20  # float64: 64 MB
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[Any]:
+    with unifex.executor("dask", size=SIZE) as executor:
+        executor.submit(noop).result(timeout=60)
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def embedded_eager(embedded: Any) -> Iterator[Any]:
+    with unifex.executor("dask", size=SIZE, client=embedded._client, zero_copy_threshold=None) as executor:
+        yield executor
+
+
+@pytest.mark.benchmark(group="dask: submit+result of a 64 MB numpy result")
+def test_unifex_large_result(benchmark: Any, embedded: Any) -> None:
+    np = pytest.importorskip("numpy")
+    benchmark.pedantic(lambda: embedded.submit(np.ones, LARGE_RESULT_ITEMS).result(), rounds=10, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="dask: submit+result of a 64 MB numpy result")
+def test_unifex_large_result_eager(benchmark: Any, embedded_eager: Any) -> None:
+    np = pytest.importorskip("numpy")
+    benchmark.pedantic(lambda: embedded_eager.submit(np.ones, LARGE_RESULT_ITEMS).result(), rounds=10, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="dask: submit+result of a 64 MB numpy result")
+def test_client_large_result(benchmark: Any, embedded: Any) -> None:
+    np = pytest.importorskip("numpy")
+    client = embedded._client
+    benchmark.pedantic(lambda: client.submit(np.ones, LARGE_RESULT_ITEMS, pure=False).result(), rounds=10, warmup_rounds=1)

@@ -84,7 +84,7 @@ def test_cancelling_the_awaiting_task_cancels_a_queued_task(make_executor: Any) 
     assert busy.result(timeout=30) == "busy"
 
 
-@pytest.mark.kinds("gevent", "greenlet", "process")  # the kinds that can stop one running task
+@pytest.mark.kinds("gevent", "greenlet", "process", "dask")  # the kinds that can stop one running task (dask: see tests/backends/test_dask_stop.py)
 def test_cancelling_the_awaiting_task_stops_a_running_one(make_executor: Any) -> None:
     ex = make_executor(size=1)
     started, release = ex.Event(), ex.Event()

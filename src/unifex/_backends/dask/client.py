@@ -34,6 +34,19 @@ Data flow::
 * Arguments whose pickle exceeds ``zero_copy_threshold`` (default 1 MiB) are
   scattered to the cluster and passed as dask dependencies (``*big``), not
   embedded in the task graph; ``share(obj)`` scatters once to every worker.
+* A value whose pickle is at least ``zero_copy_threshold`` stays on its worker
+  (a ``HeldOutcome``: its buffers out of band); the collector, told by the type
+  the scheduler reports, does not gather it and settles the future with a
+  ``_Held`` placeholder. Every plain future is a ``_HeldFuture`` from dispatch
+  on (a thread already waiting must not see the placeholder): its first
+  ``result()`` fetches the value and releases the key; dropping the future
+  releases it too; closing fetches what live futures still hold there. A
+  future whose value is read as soon as it ends (retries, ``apply_async``
+  callbacks, an asyncio awaiter) is gathered at once instead.
+* asyncio cancelled the awaiter of a running task (``_stop_running``): the
+  future fails with "stopped" and dask forgets the task; on the embedded
+  cluster the scheduler lets its worker go as if leaving (the worker's other
+  tasks run again elsewhere) and the nanny kills and restarts the process.
 * ``map`` batches: ``chunksize=None`` gives ``ceil(n / (4 * size))`` inputs per
   dask task (at most 10,000) when the input length is known, else 1, so
   100,000 tiny tasks become ``4 * size`` scheduler tasks. A batch stops at its
@@ -103,7 +116,7 @@ import dask
 import distributed as _distributed
 
 from ..._aio import run_coroutine
-from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, terminated_error
+from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, stopped_error, terminated_error
 from ..._callbacks import CallbackRunner
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
@@ -127,7 +140,7 @@ from .helpers import (
     gone,
 )
 from .scheduler import PLUGIN_NAME, HelperPlugin
-from .worker import WHERE, DaskShared, Ref, dpickle, end_lives, run_batch, run_remote
+from .worker import WHERE, DaskShared, HeldOutcome, Ref, dpickle, end_lives, run_batch, run_remote
 
 __all__ = ["DaskExecutor"]
 
@@ -139,8 +152,13 @@ logger = logging.getLogger("unifex")
 
 #: largest batch ``map`` makes by itself
 MAX_CHUNKSIZE = 10_000
-#: arguments whose pickle is larger (bytes) are scattered, not put in the task graph
+#: arguments whose pickle is larger (bytes) are scattered, not put in the task graph;
+#: results that large stay on the cluster until ``result()``
 ZERO_COPY_THRESHOLD = 1 << 20
+#: how long closing waits for each value still on the cluster
+FETCH_AT_CLOSE_TIMEOUT = 60.0
+#: how long closing waits for a worker being stopped (``_stop_running``) to come back
+STOP_TIMEOUT = 30.0
 
 T = TypeVar("T")
 
@@ -270,6 +288,136 @@ class _Deferred(list):  # type: ignore[type-arg]
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
 
 
+#: what the collector receives for a task whose value stays on the cluster
+_HELD = object()
+
+
+class _Completed(distributed.as_completed):  # type: ignore[misc]
+    """``distributed.as_completed(with_results=True)`` that gathers every
+    result except a :class:`HeldOutcome` (told by the type the scheduler
+    reports with the key), which stays on the cluster until asked for."""
+
+    async def _track_future(self, future: Any, fetch: bool = False) -> None:
+        try:
+            await distributed.client._wait(future)
+        except distributed.client.CancelledError:
+            pass
+        if future.type is HeldOutcome and not fetch:
+            result: Any = _HELD
+        else:
+            try:
+                result = await future._result(raiseit=False)
+            except distributed.client.CancelledError as exc:
+                result = exc
+        with self.lock:
+            if future in self.futures:
+                self.futures[future] -= 1
+                if not self.futures[future]:
+                    del self.futures[future]
+                self.queue.put_nowait((future, result))
+                async with self.condition:
+                    self.condition.notify()
+                with self.thread_condition:
+                    self.thread_condition.notify()
+
+    def fetch(self, future: Any) -> None:
+        """Yield ``future`` (again) with its value, gathered now, whatever its type."""
+        with self.lock:
+            self.futures[future] += 1
+        self.loop.add_callback(self._track_future, future, True)
+
+
+#: modules whose callbacks read a future through ``result()`` (or not at all):
+#: a future with only these (and the user's) may hold its value on the cluster
+_RESULT_READERS = frozenset({"unifex._future", "unifex._map"})
+
+
+def _can_hold(fut: Future[Any]) -> bool:
+    """Whether ``fut`` may keep its value on the cluster until ``result()``:
+    a plain future whose callbacks do not read ``_result`` directly (retries,
+    ``apply_async`` callbacks) nor fetch it in an event loop (asyncio's
+    ``wrap_future``, which would block the loop while the bytes travel)."""
+    if type(fut) is not _HeldFuture or fut._pool_ran is not None:
+        return False
+    for cb in list.__iter__(fut._callbacks or []):
+        module = getattr(cb, "__module__", None) or type(cb).__module__ or ""
+        if module not in _RESULT_READERS and module.partition(".")[0] in ("unifex", "asyncio"):
+            return False
+    return True
+
+
+class _Held:
+    """In ``Future._result`` of a :class:`_HeldFuture`: the dask future of the
+    value that stays on the cluster, until the first ``result()`` fetches it."""
+
+    __slots__ = ("dfut", "direct", "error", "lock")
+
+    def __init__(self, dfut: Any, direct: bool | None) -> None:
+        self.dfut = dfut
+        self.direct = direct  # straight from the worker (about 4x faster for 64 MB than through the scheduler)
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+
+    def take(self, fut: Future[Any], timeout: float | None) -> Any:
+        """Fetch the value into ``fut`` (once) and release the cluster's copy."""
+        with self.lock:
+            if fut._result is not self:  # another thread fetched it meanwhile
+                return fut._result
+            if self.error is None:
+                try:
+                    client = self.dfut.client
+                    [outcome] = client.sync(client._gather, [self.dfut], direct=self.direct, callback_timeout=timeout)
+                except (TimeoutError, asyncio.TimeoutError):
+                    if self.dfut.done():
+                        raise
+                    raise TimeoutError(f"the task's value (kept on the cluster) did not arrive within {timeout} s; it is still there") from None
+                except Exception as exc:
+                    self.error = exc
+                else:
+                    self.settle(fut, outcome)
+                    return fut._result
+            raise self.error
+
+    def settle(self, fut: Future[Any], outcome: Any) -> None:
+        """``fut``'s value from the fetched ``outcome`` (called with ``lock`` held)."""
+        dfut, self.dfut = self.dfut, None
+        try:
+            ok, value, _tb = outcome.loads()
+        except Exception as exc:
+            self.error = SerializationError(
+                f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"
+            )
+            raise self.error from exc
+        finally:
+            with contextlib.suppress(Exception):
+                dfut.release()
+        fut._result = value if ok else None  # the worker holds values only, never errors
+
+
+class _HeldFuture(Future[T]):
+    """The future of a task whose value may stay on the cluster when it ends
+    (the class of every plain future the executor runs, set at dispatch): the
+    first ``result()`` (or ``await``) fetches it. ``done()``, ``exception()``
+    (None) and waiting work without the bytes."""
+
+    __slots__ = ()
+
+    def result(self, timeout: float | None = None) -> T:
+        value: Any = super().result(timeout)
+        if type(value) is _Held:
+            return value.take(self, timeout)  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
+
+    def __await__(self) -> Any:
+        if type(self._result) is _Held:
+            return self._fetch_then_await().__await__()
+        return super().__await__()
+
+    async def _fetch_then_await(self) -> T:
+        # the bytes travel in a thread of the loop's default executor, not in the loop
+        return await asyncio.get_running_loop().run_in_executor(None, self.result)
+
+
 def _release_dropped(client: Any, cluster: Any, callbacks: CallbackRunner) -> None:
     """An executor dropped without ``close()`` was collected: end its callback
     thread and close what it made (a client of its own, an embedded cluster)."""
@@ -359,13 +507,15 @@ class DaskExecutor(BaseExecutor):
             self.size = max(1, sum(self._client.nthreads().values()))
         self._scheduler_address: str = str(self._client.scheduler.address)
         clients.setdefault(self._scheduler_address, weakref.WeakSet()).add(self._client)
-        self._ac = distributed.as_completed(loop=self._client.loop, with_results=True, raise_errors=False)
+        self._ac = _Completed(loop=self._client.loop, with_results=True, raise_errors=False)
         self._pending: deque[_Item] = deque()
         self._inflight: dict[str, Future[Any]] = {}
         self._dfutures: dict[str, Any] = {}
         self._batches: dict[str, _Batch] = {}
         self._scattered: dict[str, list[Any]] = {}  # key -> the dask futures of its big arguments
         self._shared: list[DaskShared[Any]] = []
+        self._held: weakref.WeakSet[Future[Any]] = weakref.WeakSet()  # finished, their values still on the cluster
+        self._stops: list[Any] = []  # stop_task calls running in the embedded cluster's loop
         self._callbacks = CallbackRunner(f"unifex-dask-callbacks-{self._id}")
         self._cond = threading.Condition(self._state_lock)
         self._collector: threading.Thread | None = None
@@ -403,6 +553,10 @@ class DaskExecutor(BaseExecutor):
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
+        if type(fut) is Future and self._threshold is not None:
+            # before anyone waits on it: a thread already inside Future.result()
+            # would return the placeholder of a value left on the cluster
+            fut.__class__ = _HeldFuture
         # pickling runs user code (__reduce__) and scattering waits on the
         # cluster: both here, outside the state lock
         try:
@@ -455,7 +609,11 @@ class DaskExecutor(BaseExecutor):
             elif not fut.set_running_or_notify_cancel():
                 continue
             name = getattr(_origin(batch.fn) if batch is not None else _origin(fn, args), "__name__", "task")
-            dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=f"unifex-{name}-{uuid.uuid4().hex}", pure=False)
+            key = f"unifex-{name}-{uuid.uuid4().hex}"
+            if batch is None and self._threshold is not None:
+                dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, hold=self._threshold, key=key, pure=False)
+            else:
+                dfut = self._client.submit(run_remote, payload, timeout, *refs, life_spec=self._life_spec, key=key, pure=False)
             key = dfut.key
             inflight[key] = fut
             self._dfutures[key] = dfut
@@ -527,6 +685,14 @@ class DaskExecutor(BaseExecutor):
 
     def _settle(self, dfut: Any, outcome: Any) -> None:
         key = dfut.key
+        if outcome is _HELD:
+            with self._state_lock:
+                fut = self._inflight.get(key)
+            if fut is None:
+                return
+            if not _can_hold(fut):
+                self._ac.fetch(dfut)  # its value is read at once: gather it, it comes back here
+                return
         with self._state_lock:
             fut = self._inflight.pop(key, None)
             self._dfutures.pop(key, None)
@@ -536,9 +702,15 @@ class DaskExecutor(BaseExecutor):
         if fut is None:
             return
         status = dfut.status
-        if status == "finished" and isinstance(outcome, bytes):
+        if outcome is _HELD:
+            self._held.add(fut)
+            # the embedded cluster's workers are on this machine: fetch straight from them;
+            # a joined cluster's may be reachable only through its scheduler (the client's choice)
+            fut.try_set_result(_Held(dfut, True if self._cluster is not None else None))
+            return
+        if status == "finished" and isinstance(outcome, (bytes, HeldOutcome)):
             try:
-                ok, value, tb = dpickle.loads(outcome)
+                ok, value, tb = outcome.loads() if isinstance(outcome, HeldOutcome) else dpickle.loads(outcome)
             except Exception as exc:
                 fut.try_set_exception(SerializationError(f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"))
                 return
@@ -639,6 +811,8 @@ class DaskExecutor(BaseExecutor):
             self._torn_down = True
         self._dropped.detach()
         self._callbacks.stop()  # every callback has run before the helpers go
+        self._fetch_held()
+        self._wait_stops()
         self._end_worker_lives()
         for handle in self._shared:
             handle._release()
@@ -653,13 +827,69 @@ class DaskExecutor(BaseExecutor):
         if self._cluster is not None:
             gone.add(self._id)
             with contextlib.suppress(Exception):
+                self._cluster.sync(cluster.close_quietly, list(self._cluster.workers.values()))
+            with contextlib.suppress(Exception):
                 self._cluster.close()
+
+    def _fetch_held(self) -> None:
+        """Closing: the values that stayed on the cluster come here now, since
+        the cluster's copy goes with the executor; one that cannot be fetched
+        is raised by its future's ``result()``."""
+        futures = [f for f in list(self._held) if type(f._result) is _Held]
+        self._held.clear()
+        for fut in futures:
+            held = fut._result
+            with contextlib.suppress(BaseException):
+                held.take(fut, FETCH_AT_CLOSE_TIMEOUT)
+            if fut._result is held and held.error is None:
+                held.error = TimeoutError(f"the task's value, kept on the cluster, did not arrive within {FETCH_AT_CLOSE_TIMEOUT:g} s while the executor closed")
+
+    def _stop_running(self, fut: Future[Any]) -> None:
+        """asyncio cancelled the awaiter of a running task: its future fails
+        with ``CancelledError`` ("stopped") and dask forgets the task. On the
+        embedded cluster (worker processes) its worker process is killed and
+        its nanny starts a new one; the other tasks that worker ran are handed
+        to other workers (run again). A joined cluster's worker is not ours to
+        kill: the task runs on until its next unifex wait (it sees the
+        cancellation) or its end."""
+        with self._state_lock:
+            key = next((k for k, f in self._inflight.items() if f is fut), None)
+            if key is None:
+                return
+            del self._inflight[key]
+            dfut = self._dfutures.pop(key, None)
+            self._batches.pop(key, None)
+            self._scattered.pop(key, None)
+        fut.try_set_exception(stopped_error())
+        embedded = self._cluster
+        if embedded is not None and dfut is not None:
+            with contextlib.suppress(Exception):
+                done = asyncio.run_coroutine_threadsafe(cluster.stop_task(embedded.scheduler, key, self._client.id), embedded.loop.asyncio_loop)
+                with self._state_lock:
+                    self._stops = [s for s in self._stops if not s.done()] + [done]
+        elif dfut is not None:
+            with contextlib.suppress(Exception):
+                dfut.cancel()
+        with self._state_lock:
+            self._pump()
+        del dfut
+
+    def _wait_stops(self) -> None:
+        """Closing: let the workers being stopped come back before the cluster goes."""
+        with self._state_lock:
+            stops, self._stops = self._stops, []
+        for done in stops:
+            with contextlib.suppress(Exception):
+                done.result(STOP_TIMEOUT)
 
     def _end_worker_lives(self) -> None:
         """Closing: every dask worker runs the finalizer of its unifex worker
         (not after terminate) and drops its state; the log topic is left."""
         with contextlib.suppress(Exception):
             self._client.unsubscribe_topic(self._log_topic)
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._client.run(cluster.quiet_worker_logs)
         if self._cluster is not None and (self._finalizer is None or self._state == TERMINATED):
             return  # the embedded cluster goes with its states
         with contextlib.suppress(Exception):
@@ -691,6 +921,7 @@ class DaskExecutor(BaseExecutor):
             with contextlib.suppress(Exception):
                 self._client.cancel(dfutures)
         del dfutures
+        self._fetch_held()
         if self._cluster is not None:
             # close the workers first with a short grace: running tasks die with them
             with contextlib.suppress(Exception):

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
 import dask
 import distributed as _distributed
+import distributed.core
 from distributed import Nanny
 
-__all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_workers", "exit_code", "local_cluster"]
+__all__ = ["EMBEDDED_SCHEDULER_CONFIG", "ReportingNanny", "close_quietly", "close_workers", "exit_code", "local_cluster", "quiet_worker_logs", "stop_task"]
 
 LocalCluster: Any = _distributed.LocalCluster
+rpc: Any = _distributed.core.rpc
 
 #: scheduler settings of the embedded cluster: a crash fails only its own task, at once
 EMBEDDED_SCHEDULER_CONFIG = {
@@ -87,3 +90,42 @@ def exit_code(client: Any, pid: int, wait: float = EXITCODE_WAIT) -> int | None:
 async def close_workers(workers: list[Any]) -> None:
     """Close an embedded cluster's workers with a short grace: running tasks die with them."""
     await asyncio.gather(*(w.close(timeout=0.5, reason="unifex-terminate") if isinstance(w, Nanny) else w.close(executor_wait=False) for w in workers), return_exceptions=True)
+
+
+#: how long a worker being stopped may take to close before its nanny kills it
+STOP_GRACE = 0.5
+
+
+async def stop_task(scheduler: Any, key: str, client_id: str) -> None:
+    """Stop the running task ``key`` on the embedded cluster, in the scheduler's
+    event loop: dask forgets it, the scheduler lets go of the worker that runs
+    it as if that worker were leaving (so its other tasks go to other workers
+    instead of failing as ``KilledWorker``), and the worker's nanny kills the
+    process and starts a new one. A task that already ended is only forgotten."""
+    ts = scheduler.tasks.get(key)
+    ws = ts.processing_on if ts is not None else None
+    scheduler.stimulus_cancel([key], client_id, True, "unifex-stop", "stopped: the asyncio task awaiting it was cancelled")
+    if ws is None or not ws.nanny or ws.address not in scheduler.workers:
+        return
+    await scheduler.remove_worker(ws.address, stimulus_id=f"unifex-stop-{time.time()}", expected=True, close=False)
+    async with rpc(ws.nanny, connection_args=scheduler.connection_args) as nanny:
+        await nanny.kill(timeout=STOP_GRACE, reason="unifex-stop")
+
+
+#: how long a closing worker process may take before its nanny kills it (and
+#: logs a warning): generous, since a busy machine closes slowly
+CLOSE_GRACE = 20.0
+
+
+def quiet_worker_logs() -> None:
+    """Run in each worker process of the embedded cluster as it closes: the
+    heartbeat errors of workers outliving their scheduler by a moment are
+    not the program's output."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+async def close_quietly(workers: list[Any]) -> None:
+    """Close the embedded cluster's workers before its scheduler, each with a
+    generous grace, so that no worker reports a lost scheduler and no nanny
+    warns that it had to kill one."""
+    await asyncio.gather(*(w.close(timeout=CLOSE_GRACE, reason="unifex-close") if isinstance(w, Nanny) else w.close() for w in workers), return_exceptions=True)

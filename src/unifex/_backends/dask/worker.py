@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from ..._errors import SerializationError
 from ..._share import Shared
 from ..._worker import WorkerIO, WorkerLife, WorkerSetup, bind_state, format_bytes, rss_of, unbind_state
 
-__all__ = ["WHERE", "DaskShared", "Ref", "dpickle", "end_lives", "run_batch", "run_remote"]
+__all__ = ["WHERE", "DaskShared", "HeldOutcome", "Ref", "dpickle", "end_lives", "run_batch", "run_remote"]
 
 #: where a remote traceback comes from, for its text
 WHERE = "a dask worker"
@@ -120,6 +121,51 @@ def _dumps_outcome(ok: bool, value: Any, tb: str | None, what: str) -> bytes:
         part = "result" if ok else f"exception {type(value).__name__}: {value}"
         err = SerializationError(f"the {part} of {what} could not be serialized to return from the dask worker: {exc!r}; return plain picklable values")
         return dpickle.dumps((False, err, tb))
+
+
+class HeldOutcome:
+    """The pickled outcome of a task whose value is at least the executor's
+    ``zero_copy_threshold``: dask keeps it in the worker's memory under the
+    task's key, and the client, seeing this type in the scheduler's report,
+    does not gather it until the caller asks for the result. The value's large
+    buffers (numpy arrays...) are pickled out of band (protocol 5) and travel
+    as dask frames of their own: neither side copies them into a pickle."""
+
+    __slots__ = ("buffers", "head")
+
+    def __init__(self, head: Any, buffers: Any = ()) -> None:
+        self.head = head
+        self.buffers = buffers
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        if isinstance(protocol, int) and protocol >= 5:
+            return (HeldOutcome, (pickle.PickleBuffer(self.head), [pickle.PickleBuffer(b) for b in self.buffers]))
+        return (HeldOutcome, (bytes(self.head), [bytes(b) for b in self.buffers]))
+
+    def loads(self) -> Any:
+        return pickle.loads(self.head, buffers=self.buffers)
+
+    def __sizeof__(self) -> int:  # dask's memory accounting
+        return object.__sizeof__(self) + memoryview(self.head).nbytes + sum(memoryview(b).nbytes for b in self.buffers)
+
+
+def _dumps_value(outcome: tuple[bool, Any, str | None], hold: int) -> bytes | HeldOutcome | None:
+    """``outcome`` pickled with its large buffers out of band: the pickle alone
+    when it is below ``hold`` bytes in all and has no such buffers, a
+    :class:`HeldOutcome` when it is at least ``hold``; None when it needs the
+    general path (cloudpickle, ``__main__`` by value, buffers of a small value)."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        head = pickle.dumps(outcome, _remote.PROTOCOL, buffer_callback=buffers.append)
+        if b"__main__" in head:
+            return None
+        raw = [b.raw() for b in buffers]
+    except Exception:
+        return None
+    size = len(head) + sum(r.nbytes for r in raw)
+    if size >= hold:
+        return HeldOutcome(head, raw)
+    return None if raw else head
 
 
 class _WorkerWaits:
@@ -272,11 +318,13 @@ def _resolve_shared(key: str) -> Any:
         return value
 
 
-def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tuple[Any, ...] | None = None) -> bytes:
+def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tuple[Any, ...] | None = None, hold: int | None = None) -> bytes | HeldOutcome:
     """Run one task on a dask worker: unpickle, run with the task's deadline and
     cancellation check in place, and return ``(ok, value, traceback)`` pickled.
     ``big`` holds the arguments too large to embed in ``payload``; ``life_spec``
-    names the executor's worker options (see :func:`_enter_life`)."""
+    names the executor's worker options (see :func:`_enter_life`). A value
+    whose pickle is at least ``hold`` bytes comes back as a :class:`HeldOutcome`,
+    which stays on the cluster until the client asks for it."""
     try:
         fn, args, kwargs = dpickle.loads(payload)
         if big:
@@ -313,9 +361,21 @@ def run_remote(payload: bytes, timeout: float | None, *big: Any, life_spec: tupl
     # pickled outside the except block: a RecursionError pickles only there
     if error is not None:
         return _dumps_outcome(False, error, tb, describe(fn, args, kwargs))
-    if fn is run_batch and value[1] is not None:  # a map batch stopped at an error: keep its traceback too
-        tb = _remote.traceback_text(value[1])
-    return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
+    if fn is run_batch:
+        if value[1] is not None:  # a map batch stopped at an error: keep its traceback too
+            tb = _remote.traceback_text(value[1])
+        return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))
+    if hold is not None:  # only a value is held: an error always comes back at once
+        quick = _dumps_value((True, value, tb), hold)
+        if quick is not None:
+            return quick
+    try:
+        outcome = dpickle.dumps((True, value, tb))
+    except Exception:
+        return _dumps_outcome(True, value, tb, describe(fn, args, kwargs))  # says what would not pickle
+    if hold is not None and len(outcome) >= hold:
+        return HeldOutcome(outcome)
+    return outcome
 
 
 # -- worker options on a dask worker (docs/lifecycle.md) ------------------------------
