@@ -218,10 +218,15 @@ def test_async_functions_of_a_test_module_travel_by_value(shared_address: str) -
         assert list(ex.map(fn, range(20))) == [i * i for i in range(20)]
 
 
-def test_map_of_unknown_length_keeps_one_input_per_task(shared_address: str) -> None:
+def test_map_of_unknown_length_adapts_its_batches(shared_address: str) -> None:
+    """An iterator's length is unknown: its first input goes alone in a dask
+    task (the first result comes after one task's time), later ones in growing
+    batches, so thousands of tiny inputs do not cost a scheduler task each."""
     with unifex.executor("dask", address=shared_address, size=2) as ex:
-        keys = list(ex.map(current_key, iter(range(6))))
-    assert len(set(keys)) == 6
+        keys = list(ex.map(current_key, iter(range(2000))))
+    assert len(keys) == 2000
+    assert keys[0] != keys[1]
+    assert len(set(keys)) < 500, f"{len(set(keys))} dask tasks for 2,000 tiny inputs"
 
 
 def test_remote_traceback_is_attached_as_cause(shared_address: str) -> None:

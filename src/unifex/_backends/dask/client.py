@@ -47,9 +47,10 @@ Data flow::
   future fails with "stopped" and dask forgets the task; on the embedded
   cluster the scheduler lets its worker go as if leaving (the worker's other
   tasks run again elsewhere) and the nanny kills and restarts the process.
-* ``map`` batches: ``chunksize=None`` gives ``ceil(n / (4 * size))`` inputs per
-  dask task (at most 10,000) when the input length is known, else 1, so
-  100,000 tiny tasks become ``4 * size`` scheduler tasks. A batch stops at its
+* ``map`` batches: ``chunksize=None`` adapts (``unifex._map``): one input per
+  dask task first, then batches of about 0.2 s, at most ``ceil(n / (4 * size))``
+  inputs (and 10,000) when the input length is known, else ``ITER_CAP``, so
+  100,000 tiny tasks become a few dozen scheduler tasks. A batch stops at its
   first exception, of any type, and ``map`` raises it at its position.
 * A worker that dies during a ``map`` batch: the batch runs again recording
   each item's index on the scheduler before it runs; a crash that recurs is
@@ -152,6 +153,9 @@ logger = logging.getLogger("unifex")
 
 #: largest batch ``map`` makes by itself
 MAX_CHUNKSIZE = 10_000
+#: largest adaptive batch over an iterator of unknown length (a dask task costs
+#: milliseconds of scheduling: one per input would make 3,000 tiny inputs take 30 s)
+ITER_CAP = 256
 #: arguments whose pickle is larger (bytes) are scattered, not put in the task graph;
 #: results that large stay on the cluster until ``result()``
 ZERO_COPY_THRESHOLD = 1 << 20
@@ -547,8 +551,9 @@ class DaskExecutor(BaseExecutor):
     # -- dispatch and collection -------------------------------------------------------
 
     def _default_chunksize(self, hint: int | None) -> int:
+        """The largest batch of ``map(chunksize=None)``, which adapts up to it."""
         if hint is None:
-            return 1
+            return ITER_CAP
         return max(1, min(MAX_CHUNKSIZE, math.ceil(hint / (4 * self.size))))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
