@@ -436,6 +436,7 @@ def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+@pytest.mark.xdist_group("dask_cli_cluster")  # one xdist worker starts the CLI cluster, once
 @pytest.mark.timeout(180)
 def test_the_same_program_on_process_and_on_a_dask_cli_cluster(cli_cluster: str) -> None:
     expected = (144, [i * i for i in range(20)], 144)
@@ -450,6 +451,7 @@ def test_the_same_program_on_process_and_on_a_dask_cli_cluster(cli_cluster: str)
         assert client.submit(tasks.square, 9, pure=False).result(timeout=30) == 81
 
 
+@pytest.mark.xdist_group("dask_cli_cluster")  # one xdist worker starts the CLI cluster, once
 @pytest.mark.timeout(180)
 def test_a_cli_worker_killed_mid_task(cli_cluster: str) -> None:
     with unifex.executor("dask", address=cli_cluster) as ex:
