@@ -66,6 +66,7 @@ import random
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from types import FrameType
@@ -271,7 +272,8 @@ class _Loop:
         self.timers: list[list[Any]] = []  # heap of [when, seq, fn or None when cancelled, arg]
         self.cancelled = 0
         self.seq = itertools.count()
-        self.executors: dict[GreenletExecutor, None] = {}
+        # weak: an executor dropped without close() is collected (see retire_if_unused)
+        self.executors: weakref.WeakKeyDictionary[GreenletExecutor, None] = weakref.WeakKeyDictionary()
         self.foreign = 0  # waits in progress on something outside this loop
         # the waiters of the drivers blocked in the context below (several when gevent greenlets drive too);
         # a tuple replaced whole, so other threads read it without a lock
@@ -310,6 +312,17 @@ class _Loop:
             _wait.remove_context(old)
         _this_thread.loop = self
         _wait.push_context(self)
+
+    def retire_if_unused(self) -> None:
+        """An executor of this loop was collected (dropped without ``close()``):
+        retire if none is left, which ends the idle worker greenlets. Safe from
+        any thread (posted to the loop's own)."""
+        if self.dead:
+            return
+        if _get_ident() != self.ident:
+            self.post(lambda _: self.retire_if_unused(), None)
+        elif not list(self.executors):  # (iterating skips executors being collected right now)
+            self.retire()
 
     def retire(self) -> None:
         """The last executor left: stop being this thread's wait context."""
