@@ -9,11 +9,13 @@ patch a subprocess, never this one)."""
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import itertools
 import queue
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
 import gevent
@@ -34,6 +36,11 @@ def gev(size: int = 4) -> Any:
 
 
 def current_greenlet(_: Any = None) -> Any:
+    return getcurrent()
+
+
+def current_greenlet_after(seconds: float) -> Any:
+    unifex.sleep(seconds)  # tasks overlap: several workers take part
     return getcurrent()
 
 
@@ -414,6 +421,43 @@ def test_close_with_wait_from_inside_a_task_waits_for_the_others() -> None:
     assert ex.submit(closer).result(timeout=10) is True
     ex.close()
     assert len(ex._pool) == 0
+
+
+def _hub_turns(done: Any, turns: int = 1000) -> bool:
+    """Let the hub run (gevent.sleep: no unifex wait context may be left) until ``done()``."""
+    for _ in range(turns):
+        if done():
+            return True
+        gevent.sleep(0.001)
+    return bool(done())
+
+
+@pytest.mark.timeout(30)
+def test_an_executor_dropped_without_close_releases_its_parked_workers() -> None:
+    ex = gev(size=3)
+    glets = {f.result(timeout=10) for f in [ex.submit(current_greenlet_after, 0.01) for _ in range(6)]}
+    assert glets and not any(g.dead for g in glets)  # parked, waiting for work
+    ctx = ex._ctx
+    ref = weakref.ref(ex)
+    del ex
+    gc.collect()
+    assert ref() is None  # a parked worker does not keep its executor
+    assert ctx not in _wait._local.contexts  # its wait context left the thread
+    assert _hub_turns(lambda: all(g.dead for g in glets))  # the workers went home
+
+
+@pytest.mark.timeout(30)
+def test_an_executor_dropped_with_queued_tasks_runs_them_first() -> None:
+    ran: list[int] = []
+    ex = gev(size=2)
+    ex.submit(current_greenlet).result(timeout=10)  # a parked worker, woken for the tasks below
+    for i in range(6):
+        ex.submit(ran.append, i)  # fire and forget: the caller keeps no future
+    ref = weakref.ref(ex)
+    del ex
+    gc.collect()
+    assert _hub_turns(lambda: ref() is None)
+    assert ran == list(range(6))
 
 
 # -- helpers --------------------------------------------------------------------------

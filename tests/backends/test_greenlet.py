@@ -8,6 +8,7 @@ import gc
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 import unifex
+from unifex import _wait
 from unifex._backends.greenlet import GreenletExecutor
 from unifex._backends.greenlet.loop import _TaskGreenlet
 from unifex.testing import tasks
@@ -466,6 +468,31 @@ def test_no_greenlet_is_left_running_after_close() -> None:
         unifex.sleep(0)
         assert len(live_task_greenlets()) > 10
     assert all(f.done() for f in consumers + sleepers)
+    assert live_task_greenlets() == []
+
+
+def test_an_executor_dropped_without_close_releases_its_worker_greenlets() -> None:
+    ex = make(size=5)
+    assert [f.result(timeout=10) for f in [ex.submit(tasks.sleep_return, 0.001 * i, i) for i in range(8)]] == list(range(8))
+    assert live_task_greenlets()  # idle workers, parked for the next task
+    loop = ex._loop
+    ref = weakref.ref(ex)
+    del ex
+    gc.collect()
+    assert ref() is None
+    assert loop.dead and loop not in _wait._local.contexts  # the scheduler left the thread
+    assert live_task_greenlets() == []
+
+
+def test_a_dropped_executor_ends_its_workers_only_when_the_last_executor_of_the_thread_goes() -> None:
+    kept = make(size=2)
+    dropped = make(size=2)
+    assert dropped.submit(tasks.square, 3).result(timeout=10) == 9
+    del dropped
+    gc.collect()
+    assert not kept._loop.dead  # the other executor still uses the scheduler and its workers
+    assert kept.submit(tasks.square, 4).result(timeout=10) == 16
+    kept.close()
     assert live_task_greenlets() == []
 
 

@@ -102,7 +102,6 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("serial", "test_map_timeout"): _SERIAL,
     ("serial", "test_cancel_futures"): _SERIAL,
     ("gevent", "test_cancel_futures"): _COOP_NOT_STARTED,
-    ("greenlet", "test_free_reference"): "a bug left to the greenlet backend: it keeps a reference to a finished map task's future",
     ("*", "test_cancel"): "a unifex future notifies its waiters when it is cancelled, so cancel() moves it to CANCELLED_AND_NOTIFIED at once",
 }
 
@@ -119,13 +118,11 @@ _DASK_EXIT_LOG = (
     "scheduler, worker logs silenced), but on a loaded machine distributed may warn on stderr at startup that creating "
     "its scratch directories is slow, and the test wants stderr empty"
 )
-_GEVENT_REF = "gevent: now and then a worker greenlet still holds the finished task when map yields its result (left to the gevent backend)"
 # timing-dependent differences: xfail, not strict
 SOMETIMES: dict[tuple[str, str], str] = {
     ("process", "test_cancel_futures"): _NOT_YET_ASSIGNED,
     ("dask", "test_cancel_futures"): _NOT_YET_ASSIGNED,
     ("greenlet", "test_cancel_futures"): _NOT_YET_ASSIGNED,
-    ("gevent", "test_free_reference"): _GEVENT_REF,
     ("dask", "test_interpreter_shutdown"): _DASK_EXIT_LOG,
     ("dask", "test_hang_gh83386"): _DASK_EXIT_LOG,
 }

@@ -289,6 +289,8 @@ class GeventExecutor(BaseExecutor):
         self._ctx_pushed = True
         self._retire_when_drained = False
         _wait.push_context(self._ctx)
+        # dropped without close(): its parked workers go home, its wait context leaves the thread
+        weakref.finalize(self, _dropped, self._idle, self._loop, self._ctx, self._ident).atexit = False
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -303,7 +305,7 @@ class GeventExecutor(BaseExecutor):
             idle = self._idle
             if idle:
                 self._unclaimed += 1
-                self._loop.run_callback(idle.pop().switch, True)
+                self._loop.run_callback(idle.pop().switch, self)  # the worker's strong reference back
             elif len(self._workers) < self.size:
                 self._spawn()
 
@@ -314,7 +316,7 @@ class GeventExecutor(BaseExecutor):
         while len(self._pending) > self._unclaimed:
             if idle:
                 self._unclaimed += 1
-                self._loop.run_callback(idle.pop().switch, True)
+                self._loop.run_callback(idle.pop().switch, self)  # the worker's strong reference back
             elif len(self._workers) < self.size:
                 self._spawn()
             else:
@@ -323,13 +325,22 @@ class GeventExecutor(BaseExecutor):
     def _spawn(self) -> None:
         # Only called with a free slot, so Pool.spawn never blocks.
         self._unclaimed += 1
-        glet = self._pool.spawn(self._work)
+        glet = self._pool.spawn(GeventExecutor._work, [self])
         if self._closing:
             glet.rawlink(self._on_worker_exit)
 
-    def _work(self) -> None:
+    @staticmethod
+    def _work(box: list[GeventExecutor]) -> None:
         """A worker greenlet: run queued tasks; when none is left, park (up to
-        ``_KEEP_IDLE`` workers) to save the next task a greenlet spawn, or exit."""
+        ``_KEEP_IDLE`` workers) to save the next task a greenlet spawn, or exit.
+
+        A parked worker holds no reference to its executor, so one dropped
+        without ``close()`` is collected and its finalizer sends the parked
+        workers home. The executor reaches a worker through a one-item ``box``
+        (not a spawn argument, which the greenlet would keep) and through the
+        value a parked worker is woken with; both keep an executor with queued
+        tasks alive until a worker runs them."""
+        self = box.pop()
         self._unclaimed -= 1
         if self._per_greenlet_context:
             _wait.push_context(self._ctx)
@@ -352,15 +363,18 @@ class GeventExecutor(BaseExecutor):
                         finalize = True
                         return
                     idle.append(me)
+                    del self  # parked: the last reference to a dropped executor may go here
                     try:
-                        go = hub.switch()  # True from _dispatch, False from close
+                        woken = hub.switch()  # the executor from _dispatch, False from close or the finalizer
                     except BaseException:  # killed while parked
                         if me in idle:
                             idle.remove(me)
                         raise
-                    if not go:
+                    if woken is False:
                         finalize = True
                         return
+                    self = woken
+                    del woken
                     self._unclaimed -= 1
                     continue
                 if not plain and not life.take(fut):
@@ -602,3 +616,20 @@ class GeventExecutor(BaseExecutor):
 
     def dict(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
         return dict(*args, **kwargs)
+
+
+def _dropped(idle: list[Any], loop: Any, ctx: GeventWaitContext, ident: int) -> None:
+    """An executor was collected (dropped without ``close()``, or closed
+    before): send its parked workers home; remove its wait context if it is
+    still in the creating thread's stack. Holds no reference to the executor."""
+
+    def send_home() -> None:
+        while idle:
+            loop.run_callback(idle.pop().switch, False)
+
+    if _get_ident() == ident:
+        send_home()
+        if ctx in getattr(_wait._local, "contexts", ()):  # (greenlet-local under monkey patching: the creator's only)
+            _wait.remove_context(ctx)
+    else:  # collected in another thread: only the hub's thread may touch its greenlets
+        ctx.bridge.call(send_home)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, final
@@ -78,6 +79,8 @@ class GreenletExecutor(BaseExecutor):
         self._terminated = False
         self._numbers = itertools.count(1)  # tasks are named #1, #2, ... in messages
         self._loop.executors[self] = None
+        # dropped without close(): the loop retires (its idle worker greenlets end) if it was the last
+        weakref.finalize(self, self._loop.retire_if_unused).atexit = False
 
     @classmethod
     def default_size(cls) -> int:

@@ -66,6 +66,7 @@ import random
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from types import FrameType
@@ -271,7 +272,8 @@ class _Loop:
         self.timers: list[list[Any]] = []  # heap of [when, seq, fn or None when cancelled, arg]
         self.cancelled = 0
         self.seq = itertools.count()
-        self.executors: dict[GreenletExecutor, None] = {}
+        # weak: an executor dropped without close() is collected (see retire_if_unused)
+        self.executors: weakref.WeakKeyDictionary[GreenletExecutor, None] = weakref.WeakKeyDictionary()
         self.foreign = 0  # waits in progress on something outside this loop
         # the waiters of the drivers blocked in the context below (several when gevent greenlets drive too);
         # a tuple replaced whole, so other threads read it without a lock
@@ -311,6 +313,17 @@ class _Loop:
         _this_thread.loop = self
         _wait.push_context(self)
 
+    def retire_if_unused(self) -> None:
+        """An executor of this loop was collected (dropped without ``close()``):
+        retire if none is left, which ends the idle worker greenlets. Safe from
+        any thread (posted to the loop's own)."""
+        if self.dead:
+            return
+        if _get_ident() != self.ident:
+            self.post(lambda _: self.retire_if_unused(), None)
+        elif not list(self.executors):  # (iterating skips executors being collected right now)
+            self.retire()
+
     def retire(self) -> None:
         """The last executor left: stop being this thread's wait context."""
         self.dead = True
@@ -320,9 +333,9 @@ class _Loop:
                 _this_thread.loop = None
             idle, self.idle = self.idle, []
             cur = getcurrent()
-            for g in idle:  # end the idle workers: no greenlet outlives the last executor
+            for g in idle:  # end the idle workers (their task is None): no greenlet outlives the last executor
                 g.parent = cur
-                g.switch(None)
+                g.switch()
 
     # -- clock and timers ----------------------------------------------------------
 
@@ -338,6 +351,7 @@ class _Loop:
     def cancel(self, entry: list[Any]) -> None:
         if entry[2] is not None:
             entry[2] = None
+            entry[3] = None  # a cancelled entry waits in the heap: it must not keep its task (and future) alive
             self.cancelled += 1
             timers = self.timers
             # many early-notified timed waits would otherwise pile up until their deadlines
@@ -587,7 +601,10 @@ class _Loop:
         task.g = g
         if task.timeout is not None:
             task.timer = self.call_at(self.now() + task.timeout, _expire, task)
-        g.switch(task)
+        # handed over in an attribute, not as a switch argument: the first
+        # switch's arguments stay referenced for as long as the worker runs
+        g._unifex_task = task
+        g.switch()
 
     def kill(self, task: _Task, error: BaseException) -> None:
         """Stop ``task`` now; its future fails with ``error`` (a queued task is cancelled)."""
@@ -683,12 +700,13 @@ def user_line(g: Any) -> str:
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}{text}"
 
 
-def _worker(task: _Task | None) -> None:
-    """The body of a worker greenlet: run tasks until told to stop (None) or
-    until enough workers idle."""
+def _worker() -> None:
+    """The body of a worker greenlet: run the task in ``_unifex_task``, park, and
+    again, until switched to with none (told to stop) or until enough workers
+    idle. Once a task ends, nothing here refers to it, its future or its result."""
     g = getcurrent()
+    task = g._unifex_task
     while task is not None:
-        g._unifex_task = task
         _run_task(task)
         g._unifex_task = None
         loop = task.ex._loop
@@ -696,7 +714,8 @@ def _worker(task: _Task | None) -> None:
         if loop.dead or len(loop.idle) >= _MAX_IDLE:
             return
         loop.idle.append(g)
-        task = g.parent.switch()
+        g.parent.switch()
+        task = g._unifex_task
 
 
 def _run_task(task: _Task) -> None:
