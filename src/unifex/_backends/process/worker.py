@@ -8,6 +8,7 @@ pipe, and exits when the parent asks (an empty message), when the parent dies
 from __future__ import annotations
 
 import ctypes
+import mmap
 import multiprocessing.connection
 import os
 import signal
@@ -44,6 +45,9 @@ __all__ = ["LOG_MARK", "_worker_main"]
 LOG_MARK = b"L"
 
 _PR_SET_PDEATHSIG = 1
+#: an idle worker keeps the last task's argument mappings this long for the next
+#: task (one array to many tasks: no mmap and page-table fill per task), then unmaps
+_KEEP_MAPS_SECONDS = 0.1
 
 
 def _ask_for_death_signal(parent_pid: int) -> None:
@@ -137,6 +141,7 @@ def _worker_main(
         init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
     threshold = zero_copy_threshold
+    maps: dict[str, mmap.mmap] = {}  # the last task's argument segments, for the next task that names them
     prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
@@ -153,7 +158,7 @@ def _worker_main(
             send(init_error)
             return
         try:
-            message = load(data, False)  # a plain pickle, or an envelope whose segments the parent owns
+            message = load(data, False, maps=maps)  # a plain pickle, or an envelope whose segments the parent owns
         except BaseException as exc:
             text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
             send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
@@ -227,3 +232,5 @@ def _worker_main(
         except OSError:
             return
         del reply
+        if maps and not tasks.poll(_KEEP_MAPS_SECONDS):
+            maps.clear()  # idle: let go of the last task's segments (the parent may have unlinked them)
