@@ -29,6 +29,7 @@ from _data_util import (  # noqa: E402  (needs numpy)
     echo,
     exit_with_array,
     leave_result_segment_then_exit,
+    maps_as_last_task,
     ones,
     sleep_with,
     total,
@@ -103,6 +104,15 @@ def test_an_array_is_written_once_for_later_submits_and_again_when_changed(ex: A
     assert [ex.submit(total, view).result(timeout=60), ex.submit(total, big).result(timeout=60)] == [2.0 * MB + 4, 4.0 * MB + 6]
     del view, big
     assert wait_until(lambda: _segments() == [], timeout=10), _segments()
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_maps_an_array_once_for_consecutive_tasks(start_method: str) -> None:
+    with unifex.executor("process", size=1, start_method=start_method) as ex:
+        big = np.ones(2 * MB, dtype=np.uint8)
+        assert [f.result(timeout=60) for f in [ex.submit(maps_as_last_task, big) for _ in range(3)]] == [(False, 2.0 * MB), (True, 2.0 * MB), (True, 2.0 * MB)]
+        big[0] = 4  # new bytes, a new segment: mapped anew
+        assert ex.submit(maps_as_last_task, big).result(timeout=60) == (False, 2.0 * MB + 3)
 
 
 @pytest.mark.timeout(120)
