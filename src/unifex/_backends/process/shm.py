@@ -15,8 +15,9 @@ How a message crosses::
       MARK + pickle((spans, inner))
 
 Who unlinks: task arguments are the parent's (it writes a buffer passed to many
-tasks in flight once, see :class:`Reuse`, and unlinks it when the last of them
-ends, however it ends); results are the worker's until the parent maps them,
+tasks once, see :class:`Reuse`, and unlinks it when the last of them ends,
+however it ends, unless it keeps it for the next submit of the same buffer);
+a worker keeps its last task's argument mappings for its next task; results are the worker's until the parent maps them,
 which unlinks them at once. Names carry the parent's pid (``/uxd<pid>-…``) and,
 for worker-made segments, the worker's (``/uxd<ppid>-w<pid>-…``): the parent
 sweeps what a dead worker left (:func:`sweep`) and anyone can sweep what a dead
