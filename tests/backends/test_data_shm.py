@@ -33,6 +33,7 @@ from _data_util import (  # noqa: E402  (needs numpy)
     ones,
     sleep_with,
     total,
+    total_and_pid,
     write_into,
 )
 
@@ -113,6 +114,16 @@ def test_a_worker_maps_an_array_once_for_consecutive_tasks(start_method: str) ->
         assert [f.result(timeout=60) for f in [ex.submit(maps_as_last_task, big) for _ in range(3)]] == [(False, 2.0 * MB), (True, 2.0 * MB), (True, 2.0 * MB)]
         big[0] = 4  # new bytes, a new segment: mapped anew
         assert ex.submit(maps_as_last_task, big).result(timeout=60) == (False, 2.0 * MB + 3)
+
+
+@pytest.mark.timeout(120)
+def test_a_large_argument_does_not_count_as_worker_memory() -> None:
+    # a worker keeping its last argument's mapping would look 192 MB larger
+    # after each task and be replaced after every one
+    with unifex.executor("process", size=1, start_method="forkserver", max_memory_per_worker="150MB") as ex:
+        big = np.ones(192 * MB, dtype=np.uint8)
+        pids = {f.result(timeout=60)[1] for f in [ex.submit(total_and_pid, big) for _ in range(3)]}
+        assert len(pids) == 1
 
 
 @pytest.mark.timeout(120)

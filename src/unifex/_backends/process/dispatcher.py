@@ -424,6 +424,7 @@ class _Dispatcher:
                 self._init_payload,
                 self._life_payload,
                 self.zero_copy_threshold,
+                self.max_memory_per_worker is None,  # else the kept mappings would count in its memory
             ),
             name=f"unifex-process-worker-{self.start_method}",
         )

@@ -110,6 +110,7 @@ def _worker_main(
     init_payload: bytes | None,
     life_payload: bytes | None = None,
     zero_copy_threshold: int | None = None,
+    keep_maps: bool = True,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
@@ -118,7 +119,9 @@ def _worker_main(
     which is when its timeout starts counting. Buffers of at least
     ``zero_copy_threshold`` bytes in a result travel back in shared-memory segments
     named after the parent and this worker; the parent unlinks them once
-    mapped, or sweeps them when it reaps this worker."""
+    mapped, or sweeps them when it reaps this worker. ``keep_maps``: keep the
+    last task's argument mappings for the next task (not when the parent checks
+    this worker's resident memory, which would count them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -141,7 +144,7 @@ def _worker_main(
         init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
     threshold = zero_copy_threshold
-    maps: dict[str, mmap.mmap] = {}  # the last task's argument segments, for the next task that names them
+    maps: dict[str, mmap.mmap] | None = {} if keep_maps else None  # the last task's argument segments, for the next task that names them
     prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
