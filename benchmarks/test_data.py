@@ -227,11 +227,12 @@ class PeakMemory:
         self._thread = threading.Thread(target=self._run, name="bench-pss", daemon=True)
 
     def sample(self) -> None:
+        marked = self._marked  # a sample begun before mark() may have seen what came before
         by_pid = {p: _pss_kb(p) for p in _tree(os.getpid())}
         by_pid[0] = _segments_kb()
         kb = sum(by_pid.values())
         self.peak_kb = max(self.peak_kb, kb)
-        if self._marked and kb > self.marked_peak_kb:
+        if marked and kb > self.marked_peak_kb:
             self.marked_peak_kb = kb
             self.at_peak = by_pid
             self.roles = {pid: _cmd(pid) for pid in by_pid}
@@ -242,7 +243,6 @@ class PeakMemory:
 
     def mark(self) -> None:
         self._marked = True
-        self.sample()
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
