@@ -47,7 +47,7 @@ LOG_MARK = b"L"
 _PR_SET_PDEATHSIG = 1
 #: an idle worker keeps the last task's argument mappings this long for the next
 #: task (one array to many tasks: no mmap and page-table fill per task), then unmaps
-_KEEP_MAPS_SECONDS = 0.1
+_KEEP_MAPS_SECONDS = 1.0
 
 
 def _ask_for_death_signal(parent_pid: int) -> None:
