@@ -3,6 +3,7 @@ method: pytest puts this directory on sys.path)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 from typing import Any
@@ -65,3 +66,22 @@ def leave_result_segment_then_exit(parent_pid: int, nbytes: int) -> None:
     before the reply is read, leaves behind: a segment named after it."""
     shm.dumps(np.ones(nbytes, dtype=np.uint8), MB, f"/uxd{parent_pid}-w{os.getpid()}-", None)
     os._exit(4)
+
+
+_last_mapping: Any = None
+
+
+def maps_as_last_task(a: Any) -> tuple[bool, float]:
+    """Whether ``a`` views the same mapping as the previous call's argument in
+    this worker (kept alive here, so an identity cannot be reused), and its sum."""
+    global _last_mapping
+    mapping = a
+    while not isinstance(mapping, mmap.mmap):  # arrays and memoryviews down to the worker's mmap
+        mapping = mapping.obj if isinstance(mapping, memoryview) else mapping.base
+    same = mapping is _last_mapping
+    _last_mapping = mapping
+    return same, float(a.sum())
+
+
+def total_and_pid(a: Any) -> tuple[float, int]:
+    return float(a.sum()), os.getpid()

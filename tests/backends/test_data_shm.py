@@ -18,6 +18,7 @@ import pytest
 from _process_util import START_METHODS
 
 import unifex
+from unifex._backends.process import shm
 from unifex.testing import wait_until
 
 np = pytest.importorskip("numpy")
@@ -28,9 +29,11 @@ from _data_util import (  # noqa: E402  (needs numpy)
     echo,
     exit_with_array,
     leave_result_segment_then_exit,
+    maps_as_last_task,
     ones,
     sleep_with,
     total,
+    total_and_pid,
     write_into,
 )
 
@@ -69,6 +72,9 @@ def test_large_arguments_and_results_cross_through_shared_memory(ex: Any) -> Non
     out[0] = 5
     back = ex.submit(echo, {"a": b"\x02" * (2 * MB), "n": 1}).result(timeout=60)
     assert back == {"a": b"\x02" * (2 * MB), "n": 1}
+    # ``big`` is alive: its segment is kept for its next submit, and goes with it
+    assert wait_until(lambda: len(_segments()) == 1, timeout=10), _segments()
+    del big
     assert wait_until(lambda: _segments() == [], timeout=10), _segments()
 
 
@@ -81,6 +87,80 @@ def test_one_array_to_many_tasks_and_through_map(ex: Any) -> None:
     arrays = [np.full(MB + i, i, dtype=np.uint8) for i in range(5)]
     assert list(ex.map(total, arrays)) == [float((MB + i) * i) for i in range(5)]
     assert [a.nbytes for a in ex.map(ones, [MB, 2 * MB])] == [MB, 2 * MB]
+
+
+@pytest.mark.timeout(120)
+def test_an_array_is_written_once_for_later_submits_and_again_when_changed(ex: Any) -> None:
+    big = np.ones(4 * MB, dtype=np.uint8)
+    assert [f.result(timeout=60) for f in [ex.submit(total, big) for _ in range(4)]] == [4.0 * MB] * 4
+    kept = _segments()
+    assert len(kept) == 1  # its tasks ended; the segment waits for the next submit of ``big``
+    assert [f.result(timeout=60) for f in [ex.submit(total, big) for _ in range(4)]] == [4.0 * MB] * 4
+    assert _segments() == kept  # the same bytes: not written again
+    big[-1] = 3  # one byte changed while no task used it: a new segment, the stale one unlinked
+    assert ex.submit(total, big).result(timeout=60) == 4.0 * MB + 2
+    assert len(_segments()) == 1 and _segments() != kept
+    view = big[: 2 * MB]  # another object over the same memory is another source
+    big[0] = 5
+    assert [ex.submit(total, view).result(timeout=60), ex.submit(total, big).result(timeout=60)] == [2.0 * MB + 4, 4.0 * MB + 6]
+    del view, big
+    assert wait_until(lambda: _segments() == [], timeout=10), _segments()
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_maps_an_array_once_for_consecutive_tasks(start_method: str) -> None:
+    with unifex.executor("process", size=1, start_method=start_method) as ex:
+        big = np.ones(2 * MB, dtype=np.uint8)
+        assert [f.result(timeout=60) for f in [ex.submit(maps_as_last_task, big) for _ in range(3)]] == [(False, 2.0 * MB), (True, 2.0 * MB), (True, 2.0 * MB)]
+        big[0] = 4  # new bytes, a new segment: mapped anew
+        assert ex.submit(maps_as_last_task, big).result(timeout=60) == (False, 2.0 * MB + 3)
+
+
+@pytest.mark.timeout(120)
+def test_a_large_argument_does_not_count_as_worker_memory() -> None:
+    # a worker keeping its last argument's mapping would look 192 MB larger
+    # after each task and be replaced after every one
+    with unifex.executor("process", size=1, start_method="forkserver", max_memory_per_worker="150MB") as ex:
+        big = np.ones(192 * MB, dtype=np.uint8)
+        pids = {f.result(timeout=60)[1] for f in [ex.submit(total_and_pid, big) for _ in range(3)]}
+        assert len(pids) == 1
+
+
+@pytest.mark.timeout(120)
+def test_kept_segments_go_on_close(ex: Any) -> None:
+    big = np.ones(2 * MB, dtype=np.uint8)
+    assert ex.submit(total, big).result(timeout=60) == 2.0 * MB
+    assert _segments()
+    ex.close()
+    assert _segments() == []
+    assert float(big.sum()) == 2.0 * MB
+
+
+def test_reuse_keeps_at_most_its_budget_oldest_first() -> None:
+    reuse = shm.Reuse(budget=5 * MB)
+    prefix = f"/uxd{os.getpid()}-reuse-"
+    arrays = [np.full(2 * MB, i, dtype=np.uint8) for i in range(3)]
+    names = [reuse.segment(memoryview(a), prefix) for a in arrays]
+    assert reuse.segment(memoryview(arrays[0]), prefix) == names[0]  # in use twice, written once
+    reuse.release([names[0]])
+    assert len(_segments()) == 3  # still used by its first task
+    reuse.release(names)
+    # 6 MB idle > 5 MB: the oldest goes
+    assert sorted(_segments()) == sorted(f"/dev/shm{n}" for n in names[1:])
+    assert reuse.segment(memoryview(arrays[2]), prefix) == names[2]
+    arrays[2][7] = 9  # changed while in use: the task keeps its bytes, the next submit gets new ones
+    renamed = reuse.segment(memoryview(arrays[2]), prefix)
+    assert renamed != names[2] and len(_segments()) == 3
+    reuse.release([names[2]])  # replaced: unlinked when its task ends, not kept
+    assert f"/dev/shm{names[2]}" not in _segments()
+    too_big = np.ones(6 * MB, dtype=np.uint8)
+    big_name = reuse.segment(memoryview(too_big), prefix)
+    reuse.release([big_name, renamed])
+    assert f"/dev/shm{big_name}" not in _segments()  # larger than the budget: never kept
+    del arrays[1]
+    assert f"/dev/shm{names[1]}" not in _segments()  # its source was collected
+    reuse.close()
+    assert _segments() == []
 
 
 def test_zero_copy_threshold_none_sends_everything_through_the_pipe(start_method: str) -> None:

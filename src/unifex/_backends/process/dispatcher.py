@@ -258,7 +258,8 @@ class _Dispatcher:
         self._shared: shared.SharedState | None = None
         self._cleaned = False
         # shared memory for large data (``shm``): arguments' segments, counted by
-        # ``reuse`` and let go as their tasks end; ``share()`` handles, released
+        # ``reuse`` and let go as their tasks end (or kept for the next submit of
+        # the same buffer while it lives, up to a budget); ``share()`` handles, released
         # on close/terminate; results' segments are the workers' until read
         self.zero_copy_threshold: int | None = shm.DEFAULT_THRESHOLD
         self.shm_prefix = f"/uxd{self._pid}-{secrets.token_hex(4)}-"
@@ -340,6 +341,7 @@ class _Dispatcher:
             handles, self.handles = self.handles, []
         for handle in handles:
             handle._release()
+        self.reuse.close()  # the arguments' segments kept for reuse
         shm.sweep(self.shm_prefix)  # task arguments go as their tasks end; make sure
         with self._wake_lock:
             for fd in (self._wake_r, self._wake_w):
@@ -436,6 +438,7 @@ class _Dispatcher:
                 self._init_payload,
                 self._life_payload,
                 self.zero_copy_threshold,
+                self.max_memory_per_worker is None,  # else the kept mappings would count in its memory
             ),
             name=f"unifex-process-worker-{self.start_method}",
         )

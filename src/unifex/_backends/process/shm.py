@@ -15,8 +15,9 @@ How a message crosses::
       MARK + pickle((spans, inner))
 
 Who unlinks: task arguments are the parent's (it writes a buffer passed to many
-tasks in flight once, see :class:`Reuse`, and unlinks it when the last of them
-ends, however it ends); results are the worker's until the parent maps them,
+tasks once, see :class:`Reuse`, and unlinks it when the last of them ends,
+however it ends, unless it keeps it for the next submit of the same buffer);
+a worker keeps its last task's argument mappings for its next task; results are the worker's until the parent maps them,
 which unlinks them at once. Names carry the parent's pid (``/uxd<pid>-…``) and,
 for worker-made segments, the worker's (``/uxd<ppid>-w<pid>-…``): the parent
 sweeps what a dead worker left (:func:`sweep`) and anyone can sweep what a dead
@@ -46,7 +47,10 @@ import mmap
 import os
 import pickle
 import re
+import sys
 import threading
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing import resource_tracker
 from typing import Any, Generic, TypeVar
@@ -268,9 +272,17 @@ def _new_segment(prefix: str, buf: memoryview) -> str:
 
 
 def _address(buf: memoryview) -> int | None:
+    """Where a buffer's bytes are, or None when ctypes cannot say."""
     try:
         return ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    except (TypeError, ValueError, BufferError):  # read-only: not worth reusing
+    except (TypeError, ValueError, BufferError):
+        pass
+    np = sys.modules.get("numpy")  # a read-only array (or bytes): numpy knows, if it is loaded
+    if np is None:
+        return None
+    try:
+        return int(np.frombuffer(buf, dtype=np.uint8).ctypes.data)
+    except Exception:
         return None
 
 
@@ -284,73 +296,179 @@ def _memcmp(a: int, b: int, n: int) -> bool:
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         _libc_memcmp = fn
-    return bool(_libc_memcmp(a, b, n) == 0)
+    return bool(_libc_memcmp(a, b, n) == 0)  # ctypes lets the GIL go meanwhile
+
+
+def _retain_budget() -> int:
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 << 30
+    return int(min(1 << 30, ram // 16))
+
+
+#: at most this many bytes of argument segments no task uses are kept for reuse
+RETAIN_BYTES = _retain_budget()
+
+_Key = tuple[int, int, int]
 
 
 class _Live:
-    __slots__ = ("address", "key", "mapping", "name", "nbytes", "refs", "source")
+    __slots__ = ("address", "key", "mapping", "name", "nbytes", "refs", "source", "weak")
 
-    def __init__(self, name: str, key: tuple[int, int, int], source: object, nbytes: int) -> None:
+    def __init__(self, name: str, key: _Key, source: object, nbytes: int) -> None:
         self.name = name
         self.key = key
-        self.source = source  # keeps id(source) from being reused while we remember it
+        self.source: object = source  # strong while tasks use it: id(source) stays its own
+        self.weak: weakref.ref[Any] | None = None  # while idle (a source that has weak references)
         self.nbytes = nbytes
         self.refs = 1
-        self.mapping: mmap.mmap | None = None
+        self.mapping: mmap.mmap | None = None  # the parent's own view, for the comparison
         self.address = 0
 
 
 class Reuse:
-    """The parent's live argument segments, so that one array passed to many
-    tasks in flight is written to shared memory once (like joblib, which
-    memory-maps an array once per call). A buffer is reused only if it still
-    holds the same bytes (``memcmp`` against the segment: cheaper than writing
-    one, and a task always gets the argument as it was at submit time).
-    Segments are counted: :meth:`release` unlinks one when its last task ends."""
+    """The parent's argument segments, so that one array passed to many tasks
+    is written to shared memory once (joblib memory-maps an array once per
+    ``Parallel`` context, keyed by the array's identity alone). Here a buffer is
+    reused only if it still holds the same bytes: ``memcmp`` against the
+    segment, about a third of the cost of writing one, and a task always gets
+    its argument as it was at submit time.
 
-    def __init__(self) -> None:
+    Segments are counted by the tasks using them. When the last of them ends, a
+    segment whose source is still alive stays ("idle") for the next submit of
+    the same buffer, up to :data:`RETAIN_BYTES` in all (the oldest idle one goes
+    first); it is unlinked when its source is garbage collected, when the source
+    changed and a new segment replaced it, or at :meth:`close`."""
+
+    def __init__(self, budget: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._by_key: dict[tuple[int, int, int], _Live] = {}
+        self._by_key: dict[_Key, _Live] = {}
         self._by_name: dict[str, _Live] = {}
+        self._idle: OrderedDict[str, _Live] = OrderedDict()  # oldest first
+        self._idle_bytes = 0
+        self._budget = RETAIN_BYTES if budget is None else budget
+        self._dead: deque[str] = deque()  # idle segments whose source died (weakref callbacks)
+        self._closed = False
 
     def segment(self, raw: memoryview, prefix: str) -> str:
         address = _address(raw)
         if address is None:
             return _new_segment(prefix, raw)
         key = (id(raw.obj), address, raw.nbytes)
-        with self._lock:
-            live = self._by_key.get(key)
-            if live is not None and live.refs > 0:
-                if live.mapping is None:
-                    live.mapping = _map(live.name, live.nbytes, True)
-                    live.address = ctypes.addressof(ctypes.c_char.from_buffer(live.mapping))
-                if _memcmp(live.address, address, raw.nbytes):
-                    live.refs += 1
-                    return live.name
-        name = _new_segment(prefix, raw)
-        live = _Live(name, key, raw.obj, raw.nbytes)
-        with self._lock:
-            self._by_key[key] = live
-            self._by_name[name] = live
-        return name
+        gone: list[str] = []
+        try:
+            with self._lock:
+                gone.extend(self._drain())  # first: a dead source's id may be taken again
+                live = self._by_key.get(key)
+                if live is not None:
+                    if live.mapping is None:
+                        live.mapping = _map(live.name, live.nbytes, True)
+                        live.address = ctypes.addressof(ctypes.c_char.from_buffer(live.mapping))
+                    if _memcmp(live.address, address, raw.nbytes):
+                        if live.refs == 0:  # idle: in use again
+                            self._idle.pop(live.name)
+                            self._idle_bytes -= live.nbytes
+                            live.weak = None
+                            live.source = raw.obj
+                        live.refs += 1
+                        return live.name
+                    # changed since: the new bytes get a segment of their own
+                    del self._by_key[key]
+                    if live.refs == 0:
+                        gone.append(self._forget_idle(live))
+            name = _new_segment(prefix, raw)
+            live = _Live(name, key, raw.obj, raw.nbytes)
+            with self._lock:
+                self._by_key[key] = live
+                self._by_name[name] = live
+                gone.extend(self._drain())
+            return name
+        finally:
+            unlink(gone)
+            self._after_unlock()
 
     def release(self, names: Iterable[str]) -> None:
+        """The task that used ``names`` ended (however it ended)."""
         gone: list[str] = []
+        source: object = None  # dropped outside the lock: it may be the last reference
         with self._lock:
             for name in names:
                 live = self._by_name.get(name)
                 if live is None:
-                    gone.append(name)
+                    gone.append(name)  # not ours to keep (a pickle too large for the pipe)
                     continue
                 live.refs -= 1
-                if live.refs <= 0:
-                    del self._by_name[name]
-                    if self._by_key.get(live.key) is live:
-                        del self._by_key[live.key]
-                    live.source = None
-                    live.mapping = None  # unmapped when the ctypes view is gone too
-                    gone.append(name)
+                if live.refs > 0:
+                    continue
+                source, live.source = live.source, None
+                if self._closed or self._by_key.get(live.key) is not live or not self._retain(live, source):
+                    gone.append(self._forget(live))
+            while self._idle_bytes > self._budget:
+                gone.append(self._forget_idle(next(iter(self._idle.values()))))
+            gone.extend(self._drain())
+        del source
         unlink(gone)
+        self._after_unlock()
+
+    def close(self) -> None:
+        """Unlink the idle segments; from now on each goes as its last task ends."""
+        with self._lock:
+            self._closed = True
+            gone = [self._forget_idle(live) for live in list(self._idle.values())]
+            self._dead.clear()
+        unlink(gone)
+
+    # -- under the lock -----------------------------------------------------------
+
+    def _retain(self, live: _Live, source: object) -> bool:
+        if live.nbytes > self._budget:
+            return False
+        name = live.name
+        try:
+            live.weak = weakref.ref(source, lambda _: self._source_died(name))
+        except TypeError:  # no weak references (bytearray): cannot tell when it goes
+            return False
+        self._idle[name] = live
+        self._idle_bytes += live.nbytes
+        return True
+
+    def _forget(self, live: _Live) -> str:
+        self._by_name.pop(live.name, None)
+        if self._by_key.get(live.key) is live:
+            del self._by_key[live.key]
+        live.source = live.weak = None
+        live.mapping = None  # unmapped when the ctypes view is gone too
+        return live.name
+
+    def _forget_idle(self, live: _Live) -> str:
+        del self._idle[live.name]
+        self._idle_bytes -= live.nbytes
+        return self._forget(live)
+
+    def _drain(self) -> list[str]:
+        gone: list[str] = []
+        while self._dead:
+            live = self._idle.get(self._dead.popleft())
+            if live is not None:
+                gone.append(self._forget_idle(live))
+        return gone
+
+    # -- weakref callbacks, in whatever thread drops the source --------------------
+
+    def _source_died(self, name: str) -> None:
+        self._dead.append(name)
+        self._after_unlock()
+
+    def _after_unlock(self) -> None:
+        # a callback that found the lock taken left its name in ``_dead``: whoever
+        # holds the lock drains it, and this catches one that came just after
+        while self._dead and self._lock.acquire(blocking=False):
+            try:
+                gone = self._drain()
+            finally:
+                self._lock.release()
+            unlink(gone)
 
 
 #: ``pickler(obj, buffer_callback=None) -> bytes``
@@ -461,20 +579,30 @@ def envelope_names(data: bytes) -> list[str]:
     return names
 
 
-def load(data: bytes, private: bool, loads: Callable[..., Any] = pickle.loads) -> Any:
+def load(data: bytes, private: bool, loads: Callable[..., Any] = pickle.loads, maps: dict[str, mmap.mmap] | None = None) -> Any:
     """Unpickle a message that :func:`dump` made (an envelope or a plain pickle).
     ``private``: the sender made these segments for this message alone (a
     worker's result): map them writable and unlink them at once. Otherwise (task
     arguments, which tasks in flight may share) map them read-only; the sender
-    unlinks them."""
+    unlinks them. ``maps``: the read-only mappings of the previous message,
+    reused for the segments this one names again (a name is never written
+    twice, so a mapping of it never goes stale); left holding this message's."""
     if data[0] != 0:  # a plain pickle (it starts with PROTO, 0x80)
+        if maps:
+            maps.clear()
         return loads(data)
     spans, inner = pickle.loads(memoryview(data)[_MARK_LEN:])
     names = [name for name, _ in spans]
     if isinstance(inner, tuple):
         names.append(inner[0])
     try:
-        buffers = [memoryview(_map(name, n, private))[:n] for name, n in spans]
+        if maps is None or private:
+            buffers = [memoryview(_map(name, n, private))[:n] for name, n in spans]
+        else:
+            kept = {name: maps.get(name) or _map(name, n, False) for name, n in spans}
+            maps.clear()
+            maps.update(kept)
+            buffers = [memoryview(kept[name])[:n] for name, n in spans]
         if isinstance(inner, tuple):
             inner = memoryview(_map(inner[0], inner[1], False))[: inner[1]]
     finally:

@@ -8,6 +8,7 @@ pipe, and exits when the parent asks (an empty message), when the parent dies
 from __future__ import annotations
 
 import ctypes
+import mmap
 import multiprocessing.connection
 import os
 import signal
@@ -44,6 +45,9 @@ __all__ = ["LOG_MARK", "_worker_main"]
 LOG_MARK = b"L"
 
 _PR_SET_PDEATHSIG = 1
+#: an idle worker keeps the last task's argument mappings this long for the next
+#: task (one array to many tasks: no mmap and page-table fill per task), then unmaps
+_KEEP_MAPS_SECONDS = 1.0
 
 
 def _ask_for_death_signal(parent_pid: int) -> None:
@@ -106,6 +110,7 @@ def _worker_main(
     init_payload: bytes | None,
     life_payload: bytes | None = None,
     zero_copy_threshold: int | None = None,
+    keep_maps: bool = True,
 ) -> None:
     """A worker: read a task, run it, send the reply, until told to stop.
 
@@ -114,7 +119,9 @@ def _worker_main(
     which is when its timeout starts counting. Buffers of at least
     ``zero_copy_threshold`` bytes in a result travel back in shared-memory segments
     named after the parent and this worker; the parent unlinks them once
-    mapped, or sweeps them when it reaps this worker."""
+    mapped, or sweeps them when it reaps this worker. ``keep_maps``: keep the
+    last task's argument mappings for the next task (not when the parent checks
+    this worker's resident memory, which would count them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in close_fds:  # fork: the parent's ends of our pipes and the death pipe
         try:
@@ -137,6 +144,7 @@ def _worker_main(
         init_error = _exception_reply(life.init_error, _INIT_FAILED)
     recv = tasks.recv_bytes
     threshold = zero_copy_threshold
+    maps: dict[str, mmap.mmap] | None = {} if keep_maps else None  # the last task's argument segments, for the next task that names them
     prefix = f"/uxd{parent_pid}-w{os.getpid()}-"
     while True:
         try:
@@ -153,7 +161,7 @@ def _worker_main(
             send(init_error)
             return
         try:
-            message = load(data, False)  # a plain pickle, or an envelope whose segments the parent owns
+            message = load(data, False, maps=maps)  # a plain pickle, or an envelope whose segments the parent owns
         except BaseException as exc:
             text = f"the task could not be unpickled in the worker process ({describe_exception(exc)}); its module must be importable there"
             send(_dumps((_LOST, text, traceback_text(exc)), _PROTOCOL))
@@ -227,3 +235,5 @@ def _worker_main(
         except OSError:
             return
         del reply
+        if maps and not tasks.poll(_KEEP_MAPS_SECONDS):
+            maps.clear()  # idle: let go of the last task's segments (the parent may have unlinked them)
