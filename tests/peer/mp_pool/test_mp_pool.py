@@ -105,10 +105,6 @@ SERIAL_INLINE = "contract (kinds: serial runs each task in the caller, at submis
 XFAIL_BY_KIND: dict[tuple[str, str], tuple[str, bool]] = {
     ("gevent", "test_async_timeout"): (COOPERATIVE_BLOCK, False),
     ("greenlet", "test_async_timeout"): (COOPERATIVE_BLOCK, False),
-    ("greenlet", "test_release_task_refs"): (
-        LAZY_MAP + "; greenlet tasks run only while the caller waits, and the test never waits on the map",
-        True,
-    ),
     ("serial", "test_async_timeout"): (
         SERIAL_INLINE + "apply_async itself runs the 30 s task, so get(timeout=0.1) finds it done; not run, to spare the 30 s",
         False,
