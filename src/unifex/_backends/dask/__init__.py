@@ -1,7 +1,8 @@
 """The ``dask`` kind: tasks on a dask.distributed cluster, embedded or joined.
 
 Split by the process each part runs in: ``client.py`` (the executor, in the
-submitting process), ``worker.py`` (inside dask workers), ``scheduler.py`` (the
+submitting process, with ``payload.py``, how a call travels, and
+``results.py``, results kept on the cluster until asked for), ``worker.py`` (inside dask workers), ``scheduler.py`` (the
 helper extension, in the scheduler), ``helpers.py`` (the helper handles,
 wherever they are used) and ``cluster.py`` (the embedded cluster and its
 reporting nanny). ``distributed`` is imported only inside this package.

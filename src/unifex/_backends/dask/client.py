@@ -96,14 +96,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import math
 import os
-import site
-import sys
-import sysconfig
 import threading
 import time
 import uuid
@@ -112,18 +108,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar, final
 
-import cloudpickle
 import dask
 import distributed as _distributed
 
-from ..._aio import run_coroutine
 from ..._base import COMMON_OPTIONS, TERMINATED, BaseExecutor, describe_call, fail_unfinished, stopped_error, terminated_error
 from ..._callbacks import CallbackRunner
 from ..._errors import SerializationError, TaskTimeoutError, WorkerCrashedError
 from ..._future import Future
 from ..._helpers import queue_maxsize, semaphore_value
 from ..._protocols import RLockLike
-from ..._remote import RemoteTraceback, call_parts, cloudpickle_dumps, exit_text, map_parts, which_part
+from ..._remote import RemoteTraceback, exit_text
 from ..._share import Shared
 from ..._worker import WORKER_OPTIONS, WorkerSetup, emit_forwarded, parse_bytes
 from . import cluster
@@ -140,6 +134,8 @@ from .helpers import (
     clients,
     gone,
 )
+from .payload import _Batch, _dumps_value, _origin, _serialize_task
+from .results import _HELD, _can_hold, _Completed, _Held, _HeldFuture
 from .scheduler import PLUGIN_NAME, HelperPlugin
 from .worker import WHERE, DaskShared, HeldOutcome, Ref, dpickle, end_lives, run_batch, run_remote
 
@@ -167,90 +163,6 @@ STOP_TIMEOUT = 30.0
 T = TypeVar("T")
 
 _monotonic = time.monotonic
-
-
-def _installed_prefixes() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    found = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]}
-    with contextlib.suppress(AttributeError):
-        found.update(site.getsitepackages())
-    return tuple(os.path.join(os.path.realpath(p), "") for p in found if p)
-
-
-_INSTALLED = _installed_prefixes()
-_by_value: dict[str, bool] = {}
-
-
-def _ship_by_value(fn: Any) -> bool:
-    """Whether ``fn`` comes from a module that a cluster cannot import (a test
-    module or a script next to the program, not an installed package): such a
-    module is registered with cloudpickle to travel by value, so its functions
-    and classes reach the workers. Installed packages (and unifex) go by name."""
-    module_name = getattr(fn, "__module__", None)
-    if not isinstance(module_name, str) or module_name == "__main__" or module_name.partition(".")[0] == "unifex":
-        return False
-    known = _by_value.get(module_name)
-    if known is not None:
-        return known
-    module = sys.modules.get(module_name)
-    path = getattr(module, "__file__", None)
-    local = False
-    if module is not None and isinstance(path, str):
-        real = os.path.realpath(path)
-        local = not real.startswith(_INSTALLED) and "site-packages" not in real and "dist-packages" not in real
-        if local:
-            cloudpickle.register_pickle_by_value(module)
-    _by_value[module_name] = local
-    return local
-
-
-class _Batch:
-    """What the client keeps of a ``map`` batch in flight, to blame a worker
-    crash on the item that caused it (see :meth:`DaskExecutor._batch_crashed`)."""
-
-    __slots__ = ("crash_error", "exact_from", "flat", "fn", "items", "mark", "resumed", "start")
-
-    def __init__(self, fn: Callable[..., Any], items: list[Any], flat: bool, start: int) -> None:
-        self.fn = fn
-        self.items = items
-        self.flat = flat
-        self.start = start  # position of the first item in the whole map
-        self.exact_from: int | None = None  # items from here on record their index before they run
-        self.mark: str | None = None  # where they record it, on the scheduler
-        self.crash_error: WorkerCrashedError | None = None  # the re-run of the items before a crash: its error
-        self.resumed = False  # its future is already running
-
-    def args(self) -> tuple[Any, ...]:
-        return (self.fn, self.items, self.flat, self.exact_from, self.mark)
-
-
-def _origin(fn: Any, args: tuple[Any, ...] = ()) -> Any:
-    """The user's function inside the core's wrappers (an ``async def`` function
-    runs through ``run_coroutine``), whose module decides how it travels."""
-    if isinstance(fn, functools.partial):
-        return _origin(fn.func, fn.args)
-    if fn is run_coroutine and args:
-        return args[0]
-    return fn
-
-
-def _serialize_task(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], batch: _Batch | None = None) -> bytes:
-    """Pickle ``(fn, args, kwargs)``; on failure say which part would not go."""
-    try:
-        if _ship_by_value(_origin(batch.fn) if batch is not None else _origin(fn, args)):
-            return cloudpickle_dumps((fn, args, kwargs))
-        return dpickle.dumps((fn, args, kwargs))
-    except Exception as whole:
-        parts = [("the function", batch.fn), *map_parts(batch.items, batch.start)] if batch is not None else call_parts(fn, args, kwargs)
-        raise which_part(WHERE, parts, whole) from whole
-
-
-def _dumps_value(value: Any) -> bytes:
-    """Pickle one value for the workers; its class travels by value when its
-    module is one a cluster cannot import."""
-    if _ship_by_value(type(value)):
-        return cloudpickle_dumps(value)
-    return dpickle.dumps(value)
 
 
 #: modules whose done-callbacks never block (map's bookkeeping, wait/as_completed
@@ -290,136 +202,6 @@ class _Deferred(list):  # type: ignore[type-arg]
 #: and the pickled call with the scattered arguments it refers to (both made
 #: at submit, outside the state lock)
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], "float | None", "_Batch | None", "tuple[bytes, list[Any]]"]
-
-
-#: what the collector receives for a task whose value stays on the cluster
-_HELD = object()
-
-
-class _Completed(distributed.as_completed):  # type: ignore[misc]
-    """``distributed.as_completed(with_results=True)`` that gathers every
-    result except a :class:`HeldOutcome` (told by the type the scheduler
-    reports with the key), which stays on the cluster until asked for."""
-
-    async def _track_future(self, future: Any, fetch: bool = False) -> None:
-        try:
-            await distributed.client._wait(future)
-        except distributed.client.CancelledError:
-            pass
-        if future.type is HeldOutcome and not fetch:
-            result: Any = _HELD
-        else:
-            try:
-                result = await future._result(raiseit=False)
-            except distributed.client.CancelledError as exc:
-                result = exc
-        with self.lock:
-            if future in self.futures:
-                self.futures[future] -= 1
-                if not self.futures[future]:
-                    del self.futures[future]
-                self.queue.put_nowait((future, result))
-                async with self.condition:
-                    self.condition.notify()
-                with self.thread_condition:
-                    self.thread_condition.notify()
-
-    def fetch(self, future: Any) -> None:
-        """Yield ``future`` (again) with its value, gathered now, whatever its type."""
-        with self.lock:
-            self.futures[future] += 1
-        self.loop.add_callback(self._track_future, future, True)
-
-
-#: modules whose callbacks read a future through ``result()`` (or not at all):
-#: a future with only these (and the user's) may hold its value on the cluster
-_RESULT_READERS = frozenset({"unifex._future", "unifex._map"})
-
-
-def _can_hold(fut: Future[Any]) -> bool:
-    """Whether ``fut`` may keep its value on the cluster until ``result()``:
-    a plain future whose callbacks do not read ``_result`` directly (retries,
-    ``apply_async`` callbacks) nor fetch it in an event loop (asyncio's
-    ``wrap_future``, which would block the loop while the bytes travel)."""
-    if type(fut) is not _HeldFuture or fut._pool_ran is not None:
-        return False
-    for cb in list.__iter__(fut._callbacks or []):
-        module = getattr(cb, "__module__", None) or type(cb).__module__ or ""
-        if module not in _RESULT_READERS and module.partition(".")[0] in ("unifex", "asyncio"):
-            return False
-    return True
-
-
-class _Held:
-    """In ``Future._result`` of a :class:`_HeldFuture`: the dask future of the
-    value that stays on the cluster, until the first ``result()`` fetches it."""
-
-    __slots__ = ("dfut", "direct", "error", "lock")
-
-    def __init__(self, dfut: Any, direct: bool | None) -> None:
-        self.dfut = dfut
-        self.direct = direct  # straight from the worker (about 4x faster for 64 MB than through the scheduler)
-        self.lock = threading.Lock()
-        self.error: BaseException | None = None
-
-    def take(self, fut: Future[Any], timeout: float | None) -> Any:
-        """Fetch the value into ``fut`` (once) and release the cluster's copy."""
-        with self.lock:
-            if fut._result is not self:  # another thread fetched it meanwhile
-                return fut._result
-            if self.error is None:
-                try:
-                    client = self.dfut.client
-                    [outcome] = client.sync(client._gather, [self.dfut], direct=self.direct, callback_timeout=timeout)
-                except (TimeoutError, asyncio.TimeoutError):
-                    if self.dfut.done():
-                        raise
-                    raise TimeoutError(f"the task's value (kept on the cluster) did not arrive within {timeout} s; it is still there") from None
-                except Exception as exc:
-                    self.error = exc
-                else:
-                    self.settle(fut, outcome)
-                    return fut._result
-            raise self.error
-
-    def settle(self, fut: Future[Any], outcome: Any) -> None:
-        """``fut``'s value from the fetched ``outcome`` (called with ``lock`` held)."""
-        dfut, self.dfut = self.dfut, None
-        try:
-            ok, value, _tb = outcome.loads()
-        except Exception as exc:
-            self.error = SerializationError(
-                f"the result of a task could not be deserialized here: {exc!r}; the class of the value must be importable in the submitting process"
-            )
-            raise self.error from exc
-        finally:
-            with contextlib.suppress(Exception):
-                dfut.release()
-        fut._result = value if ok else None  # the worker holds values only, never errors
-
-
-class _HeldFuture(Future[T]):
-    """The future of a task whose value may stay on the cluster when it ends
-    (the class of every plain future the executor runs, set at dispatch): the
-    first ``result()`` (or ``await``) fetches it. ``done()``, ``exception()``
-    (None) and waiting work without the bytes."""
-
-    __slots__ = ()
-
-    def result(self, timeout: float | None = None) -> T:
-        value: Any = super().result(timeout)
-        if type(value) is _Held:
-            return value.take(self, timeout)  # type: ignore[no-any-return]
-        return value  # type: ignore[no-any-return]
-
-    def __await__(self) -> Any:
-        if type(self._result) is _Held:
-            return self._fetch_then_await().__await__()
-        return super().__await__()
-
-    async def _fetch_then_await(self) -> T:
-        # the bytes travel in a thread of the loop's default executor, not in the loop
-        return await asyncio.get_running_loop().run_in_executor(None, self.result)
 
 
 def _release_dropped(client: Any, cluster: Any, callbacks: CallbackRunner) -> None:
