@@ -4,7 +4,7 @@ run ruff, mypy and the whole test suite.
 
     python3 scripts/check.py            # everything
     python3 scripts/check.py -k lock    # extra arguments go to pytest
-    UNIFEX_TEST_WORKERS=0 python3 scripts/check.py   # pytest in one process (default: 3 xdist workers)
+    UNIFEX_TEST_WORKERS=0 python3 scripts/check.py   # pytest in one process (default: 2 xdist workers)
 
 It installs into the running interpreter when that is a virtual environment or a
 Python that allows it (pyenv, a container's python); where the system Python is
@@ -30,9 +30,9 @@ def main() -> int:
     # mypy (a minute of one core) checks while the tests run; its report follows theirs
     print("+", py, "-m mypy (beside the tests)", flush=True)
     mypy = subprocess.Popen([py, "-m", "mypy"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # three pytest-xdist workers on two cores: the suite is mostly waiting
-    # (processes, clusters, CPython's own sleeps), about one core busy on average
-    workers = os.environ.get("UNIFEX_TEST_WORKERS", "3")
+    # two pytest-xdist workers: the suite is mostly waiting (processes, clusters,
+    # CPython's own sleeps); a third starts a third dask cluster and was slower
+    workers = os.environ.get("UNIFEX_TEST_WORKERS", "2")
     tests = subprocess.run([py, "-m", "pytest", "-n", workers, "--dist", "loadgroup", *sys.argv[1:]], cwd=ROOT, check=False)
     typed, _ = mypy.communicate()
     print(typed, end="", flush=True)
