@@ -285,10 +285,21 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         else:
             self._dispatch(fut, run_items if flat else run_chunk, (fn, batch), {}, None)
 
+    #: kinds whose tasks are costly to send batch ``map(chunksize=None)``
+    #: adaptively (``_map._Adaptive``) up to ``ceil(n / (4 * size))`` inputs when
+    #: the input has a length (``multiprocessing.Pool.map``'s choice; at most
+    #: ``map_max_batch``), else ``map_iter_batch``; None: one input per task
+    map_iter_batch: ClassVar[int | None] = None
+    map_max_batch: ClassVar[int] = 1 << 62
+
     def _default_chunksize(self, hint: int | None) -> int:
-        """Inputs per batch for ``map(chunksize=None)``; ``hint`` is the input
+        """The largest batch of ``map(chunksize=None)``; ``hint`` is the input
         length when known. Cheap-to-send kinds keep 1."""
-        return 1
+        if self.map_iter_batch is None:
+            return 1
+        if hint is None:
+            return self.map_iter_batch
+        return max(1, min(self.map_max_batch, -(-hint // (4 * self.size))))
 
     # -- shared helpers for backends -----------------------------------------------
 

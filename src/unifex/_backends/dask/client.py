@@ -98,7 +98,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import os
 import threading
 import time
@@ -222,6 +221,8 @@ class DaskExecutor(BaseExecutor):
     through a user's ``client``."""
 
     kind: ClassVar[str] = "dask"
+    map_iter_batch: ClassVar[int | None] = ITER_CAP
+    map_max_batch: ClassVar[int] = MAX_CHUNKSIZE
     options: ClassVar[frozenset[str]] = (
         frozenset({"address", "client", "processes", "threads_per_worker", "zero_copy_threshold", "max_memory_per_worker"})
         | WORKER_OPTIONS
@@ -331,12 +332,6 @@ class DaskExecutor(BaseExecutor):
             ) from exc
 
     # -- dispatch and collection -------------------------------------------------------
-
-    def _default_chunksize(self, hint: int | None) -> int:
-        """The largest batch of ``map(chunksize=None)``, which adapts up to it."""
-        if hint is None:
-            return ITER_CAP
-        return max(1, min(MAX_CHUNKSIZE, math.ceil(hint / (4 * self.size))))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)

@@ -92,7 +92,6 @@ Decisions, and why:
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import os
 import sys
@@ -142,6 +141,7 @@ class ProcessExecutor(BaseExecutor):
     """Tasks in worker processes: crash-isolated, killable, with cross-process helpers."""
 
     kind: ClassVar[str] = "process"
+    map_iter_batch: ClassVar[int | None] = _ITER_CAP
     options: ClassVar[frozenset[str]] = (
         frozenset({"start_method", "max_tasks_per_worker", "initializer", "initargs", "max_memory_per_worker", "zero_copy_threshold"}) | WORKER_OPTIONS | COMMON_OPTIONS
     )
@@ -207,12 +207,6 @@ class ProcessExecutor(BaseExecutor):
         return f"<unifex.executor kind='process' size={self.size} start_method={self.start_method!r} {state}>"
 
     # -- submitting ----------------------------------------------------------------
-
-    def _default_chunksize(self, hint: int | None) -> int:
-        """The largest batch of ``map(chunksize=None)``, which adapts up to it."""
-        if hint is None:
-            return _ITER_CAP
-        return max(1, math.ceil(hint / (4 * self.size)))
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
         core = self._core
