@@ -114,6 +114,15 @@ def test_args_unifex(benchmark: Any, unifex_ex: Any, array: Any) -> None:
 
 
 @pytest.mark.benchmark(group=ARGS)
+def test_args_unifex_map(benchmark: Any, unifex_ex: Any, array: Any) -> None:
+    """The same work as one ``map`` call, like joblib's one ``Parallel`` call
+    and ``Pool.map``: the array is captured (compared with its kept segment)
+    once per call instead of once per submit."""
+    out = benchmark.pedantic(lambda: list(unifex_ex.map(total, [array] * TASKS)), rounds=5, warmup_rounds=1)
+    assert out == [float(ARRAY_BYTES)] * TASKS
+
+
+@pytest.mark.benchmark(group=ARGS)
 def test_args_joblib(benchmark: Any, parallel: Any, array: Any) -> None:
     out = benchmark.pedantic(lambda: parallel(joblib.delayed(total)(array) for _ in range(TASKS)), rounds=5, warmup_rounds=1)
     assert out == [float(ARRAY_BYTES)] * TASKS

@@ -271,12 +271,20 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         """Cancel queued tasks, stop running ones where the model can, fail their
         futures with ``TerminatedError``. Called once."""
 
-    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+    def _dispatch_item(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], per_call: dict[str, Any]) -> None:
+        """Hand one input of a ``map`` with one input per task to the workers;
+        ``per_call`` as in :meth:`_dispatch_batch`. The default is ``_dispatch``."""
+        self._dispatch(fut, fn, args, {}, None)
+
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int, per_call: dict[str, Any] | None = None) -> None:
         """Hand one ``map`` batch to the workers; called as ``_dispatch`` is.
 
         ``batch`` holds the items themselves when ``flat`` (one iterable), else
         argument tuples; ``start`` is the position of its first item in the
-        whole ``map``, for messages. The future's result is ``(results, error)``
+        whole ``map``, for messages. ``per_call``: a dict that lives as long as
+        the ``map`` call, the same for each of its batches, where a backend may
+        keep what it learnt sending the earlier ones (the process kind: the
+        shared-memory segments its arguments already took). The future's result is ``(results, error)``
         as :func:`run_items` / :func:`run_chunk` return it. Backends that ship
         batches their own way override this; the default runs the batch as one
         ordinary task."""

@@ -236,6 +236,7 @@ class _MapRun:
         self.position = 0  # of the next input in the whole map
         # with adaptive batches (``sizer``), ``inputs`` yields single inputs, batched here
         self.sizer = sizer
+        self.per_call: dict[str, Any] = {}  # the backend's, for this call's batches (``_dispatch_batch``)
         # start work at call time, like concurrent.futures; adaptive: one 1-item batch per worker
         self._fill(in_flight if sizer is None else min(in_flight, max(1, ex.size)))
 
@@ -279,14 +280,14 @@ class _MapRun:
                         if ex._copy_context:
                             ex._dispatch(fut, copy_context().run, (self.fn, *item), {}, None)
                         else:
-                            ex._dispatch(fut, self.fn, item, {}, None)
+                            ex._dispatch_item(fut, self.fn, item, self.per_call)
                     except SerializationError as exc:
                         # an input that cannot travel fails at its position, like a task error
                         err = SerializationError(f"map input item {self.position}: {exc}")
                         err.__cause__ = exc.__cause__
                         fut.try_set_exception(err)
                 else:
-                    ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position)
+                    ex._dispatch_batch(fut, self.fn, item, self.runner is run_items, self.position, self.per_call)
             finally:
                 ex._end_dispatch(ident)
             self.position += len(item) if self.runner is not None else 1

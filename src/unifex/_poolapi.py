@@ -167,12 +167,13 @@ def _map_async(
     outer.set_running_or_notify_cancel()
     start = 0
     futs: list[Future[Any]] = []
+    per_call: dict[str, Any] = {}
     with ex._state_lock:
         if ex._state:
             raise ex._closed_error()
         for batch in batches:
             fut: Future[Any] = Future(ex)
-            ex._dispatch_batch(fut, fn, batch, not star, start)
+            ex._dispatch_batch(fut, fn, batch, not star, start, per_call)
             start += len(batch)
             futs.append(fut)
     for index, fut in enumerate(futs):

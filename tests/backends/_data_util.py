@@ -28,6 +28,10 @@ def total(a: Any) -> float:
     return float(a.sum())
 
 
+def plus_total(a: Any, x: int) -> float:
+    return float(a.sum()) + x
+
+
 def ones(nbytes: int) -> Any:
     return np.ones(nbytes, dtype=np.uint8)
 

@@ -5,6 +5,7 @@ fails any test that leaves one in /dev/shm)."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import signal
@@ -31,6 +32,7 @@ from _data_util import (  # noqa: E402  (needs numpy)
     leave_result_segment_then_exit,
     maps_as_last_task,
     ones,
+    plus_total,
     sleep_with,
     total,
     total_and_pid,
@@ -134,6 +136,53 @@ def test_kept_segments_go_on_close(ex: Any) -> None:
     ex.close()
     assert _segments() == []
     assert float(big.sum()) == 2.0 * MB
+
+
+def _changing(a: Any, n: int) -> Iterator[Any]:
+    """``a`` ``n`` times, adding 1 to its first byte after each."""
+    for _ in range(n):
+        yield a
+        a[0] += 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("chunksize", [1, 2, None])
+def test_a_map_captures_an_array_once_a_submit_each_time(ex: Any, chunksize: int | None) -> None:
+    """One ``map`` call compares a buffer with its segment once, when its first
+    batch is sent (joblib's ``Parallel`` call: once per context), so its later
+    inputs get those bytes; the next call, and each ``submit``, captures anew."""
+    big = np.ones(2 * MB, dtype=np.uint8)
+    assert list(ex.map(total, _changing(big, 6), chunksize=chunksize, buffersize=1)) == [2.0 * MB] * 6
+    assert int(big[0]) == 7
+    assert list(ex.map(total, [big] * 3, chunksize=chunksize)) == [2.0 * MB + 6] * 3
+    big[0] = 1
+    fn = functools.partial(plus_total, big)  # a large array in the function: it travels with every batch
+    assert list(ex.map(fn, range(4), chunksize=chunksize)) == [2.0 * MB + i for i in range(4)]
+    assert ex.submit(total, big).result(timeout=60) == 2.0 * MB
+    big[0] = 3
+    assert ex.submit(total, big).result(timeout=60) == 2.0 * MB + 2
+
+
+def test_a_capture_compares_each_buffer_once() -> None:
+    reuse = shm.Reuse()
+    prefix = f"/uxd{os.getpid()}-capture-"
+    a = np.ones(2 * MB, dtype=np.uint8)
+    capture = shm.Capture(reuse)
+    first = capture.segment(memoryview(a), prefix)
+    a[0] = 9  # changed after the map's first batch: the same map keeps its capture
+    assert capture.segment(memoryview(a), prefix) == first
+    submitted = reuse.segment(memoryview(a), prefix)  # a submit compares: new bytes, a new segment
+    assert submitted != first
+    # the capture's segment is no longer the array's: the capture compares
+    # again and takes the current one
+    assert capture.segment(memoryview(a), prefix) == submitted
+    fresh = shm.Capture(reuse)  # the next map call captures anew
+    a[0] = 7
+    second = fresh.segment(memoryview(a), prefix)
+    assert second not in (first, submitted) and fresh.segment(memoryview(a), prefix) == second
+    reuse.release([first, first, submitted, submitted, second, second])
+    reuse.close()
+    assert _segments() == []
 
 
 def test_reuse_keeps_at_most_its_budget_oldest_first() -> None:

@@ -354,7 +354,7 @@ class DaskExecutor(BaseExecutor):
             self._pending.append((fut, fn, args, kwargs, timeout, None, (payload, refs)))
             self._pump()
 
-    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int, per_call: dict[str, Any] | None = None) -> None:
         fut._callbacks = _Deferred(self._callbacks.post, fut._callbacks)
         self._queue_batch(fut, _Batch(fn, batch, flat, start), resumed=False)
 

@@ -208,22 +208,36 @@ class ProcessExecutor(BaseExecutor):
 
     # -- submitting ----------------------------------------------------------------
 
-    def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+    def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None, reuse: shm.Segments | None = None) -> None:
         core = self._core
         try:
             sent_args, sent_kwargs = shm.wrap_args(args, kwargs, core.zero_copy_threshold)
-            payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, core.zero_copy_threshold, core.shm_prefix, core.reuse)
+            payload = _dumps_task((_CALL, fn, sent_args, sent_kwargs), fn, core.zero_copy_threshold, core.shm_prefix, core.reuse if reuse is None else reuse)
         except Exception as exc:
             raise which_part(_DESTINATION, call_parts(fn, args, kwargs), exc) from None
         if payload[:1] == shm.MARK[:1]:
             self._own_segments(fut, payload)
         self._core._enqueue(_Task(fut, payload, fn, (args, kwargs), timeout))
 
-    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int) -> None:
+    def _dispatch_item(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], per_call: dict[str, Any]) -> None:
+        self._dispatch(fut, fn, args, {}, None, self._capture(per_call))
+
+    def _capture(self, per_call: dict[str, Any] | None) -> shm.Segments:
+        """Where a task's large buffers get their segments: within one ``map``
+        call, each buffer is captured (compared with its segment) once."""
+        if per_call is None:
+            return self._core.reuse
+        capture: shm.Capture | None = per_call.get("segments")
+        if capture is None:
+            capture = per_call["segments"] = shm.Capture(self._core.reuse)
+        return capture
+
+    def _dispatch_batch(self, fut: Future[Any], fn: Callable[..., Any], batch: list[Any], flat: bool, start: int, per_call: dict[str, Any] | None = None) -> None:
         bad: SerializationError | None = None
         core = self._core
+        reuse = self._capture(per_call)
         try:
-            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, core.reuse)
+            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, reuse)
         except Exception as exc:
             # an input that will not pickle fails at its position in the map,
             # after the items before it; a function that will not, at once
@@ -240,7 +254,7 @@ class ProcessExecutor(BaseExecutor):
                     fut.try_set_result(([], bad))
                 return
             batch = batch[:index]
-            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, core.reuse)
+            payload = _dumps_chunk(fn, batch, flat, None, core.zero_copy_threshold, core.shm_prefix, reuse)
         if payload[:1] == shm.MARK[:1]:
             self._own_segments(fut, payload)
         task = _Task(fut, payload, fn, None, None, batch)

@@ -351,7 +351,9 @@ class Reuse:
         self._dead: deque[str] = deque()  # idle segments whose source died (weakref callbacks)
         self._closed = False
 
-    def segment(self, raw: memoryview, prefix: str) -> str:
+    def segment(self, raw: memoryview, prefix: str, seen: dict[_Key, _Live] | None = None) -> str:
+        """The name of a segment holding ``raw``'s bytes, for one task. ``seen``:
+        the segments one ``map`` call already took (see :class:`Capture`)."""
         address = _address(raw)
         if address is None:
             return _new_segment(prefix, raw)
@@ -362,16 +364,24 @@ class Reuse:
                 gone.extend(self._drain())  # first: a dead source's id may be taken again
                 live = self._by_key.get(key)
                 if live is not None:
-                    if live.mapping is None:
-                        live.mapping = _map(live.name, live.nbytes, True)
-                        live.address = ctypes.addressof(ctypes.c_char.from_buffer(live.mapping))
-                    if _memcmp(live.address, address, raw.nbytes):
+                    # still registered under this key: its source is the same
+                    # live object (a collected one is drained above)
+                    if seen is None or seen.get(key) is not live:
+                        if live.mapping is None:
+                            live.mapping = _map(live.name, live.nbytes, True)
+                            live.address = ctypes.addressof(ctypes.c_char.from_buffer(live.mapping))
+                        same = _memcmp(live.address, address, raw.nbytes)
+                    else:
+                        same = True  # captured earlier in this map call
+                    if same:
                         if live.refs == 0:  # idle: in use again
                             self._idle.pop(live.name)
                             self._idle_bytes -= live.nbytes
                             live.weak = None
                             live.source = raw.obj
                         live.refs += 1
+                        if seen is not None:
+                            seen[key] = live
                         return live.name
                     # changed since: the new bytes get a segment of their own
                     del self._by_key[key]
@@ -383,6 +393,8 @@ class Reuse:
                 self._by_key[key] = live
                 self._by_name[name] = live
                 gone.extend(self._drain())
+            if seen is not None:
+                seen[key] = live
             return name
         finally:
             unlink(gone)
@@ -471,11 +483,35 @@ class Reuse:
             unlink(gone)
 
 
+class Capture:
+    """One ``map`` call's view of :class:`Reuse`: a buffer met again in a later
+    batch of the same call (``map(f, [a] * n)``, or an array bound into ``f``,
+    which travels with every batch) takes the segment it got the first time
+    without comparing its bytes again. So a ``map`` captures each buffer once,
+    when its first batch is sent, as joblib's ``Parallel`` call does; each
+    ``submit`` captures its arguments at submit time."""
+
+    __slots__ = ("reuse", "seen")
+
+    def __init__(self, reuse: Reuse) -> None:
+        self.reuse = reuse
+        self.seen: dict[_Key, _Live] = {}
+
+    def segment(self, raw: memoryview, prefix: str) -> str:
+        return self.reuse.segment(raw, prefix, self.seen)
+
+    def release(self, names: Iterable[str]) -> None:
+        self.reuse.release(names)
+
+
+#: where the argument segments of one message come from
+Segments = Reuse | Capture
+
 #: ``pickler(obj, buffer_callback=None) -> bytes``
 Pickler = Callable[..., bytes]
 
 
-def dump(obj: Any, picklers: Sequence[Pickler], threshold: int | None, prefix: str, whole: bool = False, reuse: Reuse | None = None) -> Envelope:
+def dump(obj: Any, picklers: Sequence[Pickler], threshold: int | None, prefix: str, whole: bool = False, reuse: Segments | None = None) -> Envelope:
     """Pickle ``obj`` with the first of ``picklers`` (each called as
     ``pickler(obj, buffer_callback=...)``) that succeeds; each buffer of at
     least ``threshold`` bytes, and the rest of the pickle too when it is that
@@ -497,7 +533,7 @@ def dump(obj: Any, picklers: Sequence[Pickler], threshold: int | None, prefix: s
     return _spill(data, big, threshold, prefix, whole, reuse)
 
 
-def dumps(obj: Any, threshold: int, prefix: str, fallback: Pickler | None, reuse: Reuse | None = None) -> bytes:
+def dumps(obj: Any, threshold: int, prefix: str, fallback: Pickler | None, reuse: Segments | None = None) -> bytes:
     """:func:`dump` on the hot path (every task and reply): plain ``pickle``
     first (then ``fallback``, if given, when it fails), and the pipe message
     itself returned: the pickle when nothing is large, else the envelope."""
@@ -532,7 +568,7 @@ def _collector(big: list[memoryview], threshold: int) -> Callable[[pickle.Pickle
     return callback
 
 
-def _spill(data: bytes, big: list[memoryview], threshold: int, prefix: str, whole: bool, reuse: Reuse | None) -> Envelope:
+def _spill(data: bytes, big: list[memoryview], threshold: int, prefix: str, whole: bool, reuse: Segments | None) -> Envelope:
     """Write the large buffers (and a large rest) into segments; the envelope."""
     names: list[str] = []
     try:

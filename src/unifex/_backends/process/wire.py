@@ -69,7 +69,7 @@ _PICKLERS: tuple[Any, ...] = (functools.partial(pickle.dumps, protocol=_PROTOCOL
 _CLOUDPICKLER: tuple[Any, ...] = (_cloudpickle_oob,)
 
 
-def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None) -> bytes:
+def _dumps_task(message: tuple[Any, ...], fn: Any, threshold: int | None = None, prefix: str = "", reuse: shm.Segments | None = None) -> bytes:
     """pickle, or cloudpickle for what pickle cannot carry (and for ``__main__``).
     With a ``threshold``, buffers that large travel in shared-memory segments
     named ``prefix`` + a number, and the message is their envelope (``shm``)."""
@@ -97,7 +97,7 @@ def _widen_pipe(fd: int) -> None:
 
 
 def _dumps_chunk(
-    fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None, threshold: int | None = None, prefix: str = "", reuse: shm.Reuse | None = None
+    fn: Any, chunk: list[Any], flat: bool = False, exact_from: int | None = None, threshold: int | None = None, prefix: str = "", reuse: shm.Segments | None = None
 ) -> bytes:
     """A map chunk; a chunk of one iterable travels as a flat list (a third
     smaller than 1-tuples, and faster on both sides). ``flat``: the chunk
