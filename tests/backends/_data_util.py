@@ -87,5 +87,11 @@ def maps_as_last_task(a: Any) -> tuple[bool, float]:
     return same, float(a.sum())
 
 
+def segments_mapped() -> list[str]:
+    """The unifex data segments this process has mapped (``/proc/self/maps``)."""
+    with open("/proc/self/maps") as f:
+        return sorted({line.split()[-1] for line in f if "/uxd" in line})
+
+
 def total_and_pid(a: Any) -> tuple[float, int]:
     return float(a.sum()), os.getpid()

@@ -33,6 +33,7 @@ from _data_util import (  # noqa: E402  (needs numpy)
     maps_as_last_task,
     ones,
     plus_total,
+    segments_mapped,
     sleep_with,
     total,
     total_and_pid,
@@ -116,6 +117,18 @@ def test_a_worker_maps_an_array_once_for_consecutive_tasks(start_method: str) ->
         assert [f.result(timeout=60) for f in [ex.submit(maps_as_last_task, big) for _ in range(3)]] == [(False, 2.0 * MB), (True, 2.0 * MB), (True, 2.0 * MB)]
         big[0] = 4  # new bytes, a new segment: mapped anew
         assert ex.submit(maps_as_last_task, big).result(timeout=60) == (False, 2.0 * MB + 3)
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_worker_does_not_inherit_the_parents_views_of_kept_segments() -> None:
+    """The parent maps a kept segment to compare it with the next submit of its
+    array; a worker forked after that must not keep the inherited view, which
+    would hold the segment's memory for the worker's life after it is unlinked."""
+    with unifex.executor("process", size=1, start_method="fork", max_tasks_per_worker=1) as ex:
+        big = np.ones(2 * MB, dtype=np.uint8)
+        assert [ex.submit(total, big).result(timeout=60) for _ in range(2)] == [2.0 * MB] * 2  # the second compared
+        assert len(_segments()) == 1
+        assert ex.submit(segments_mapped).result(timeout=60) == []  # a new worker, forked after the comparison
 
 
 @pytest.mark.timeout(120)

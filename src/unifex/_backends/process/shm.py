@@ -342,6 +342,7 @@ class Reuse:
     changed and a new segment replaced it, or at :meth:`close`."""
 
     def __init__(self, budget: int | None = None) -> None:
+        _REUSES.add(self)
         self._lock = threading.Lock()
         self._by_key: dict[_Key, _Live] = {}
         self._by_name: dict[str, _Live] = {}
@@ -431,6 +432,26 @@ class Reuse:
             self._dead.clear()
         unlink(gone)
 
+    def _unmap_in_child(self) -> None:
+        """In a child forked from the owner (a ``fork`` worker, or the user's own
+        ``os.fork``): drop the inherited views of the segments, which would keep
+        their memory alive for the child's whole life after the owner unlinks
+        them. Only the owner's records use them."""
+        self._lock = threading.Lock()  # may have been held by another thread at the fork
+        for live in self._by_name.values():
+            if live.mapping is not None:
+                try:
+                    live.mapping.close()
+                except BufferError:  # a view of it is alive: it goes with the view
+                    pass
+                live.mapping = None
+        self._by_key.clear()
+        self._by_name.clear()
+        self._idle.clear()
+        self._dead.clear()
+        self._idle_bytes = 0
+        self._closed = True
+
     # -- under the lock -----------------------------------------------------------
 
     def _retain(self, live: _Live, source: object) -> bool:
@@ -481,6 +502,17 @@ class Reuse:
             finally:
                 self._lock.release()
             unlink(gone)
+
+
+_REUSES: weakref.WeakSet[Reuse] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reuse in list(_REUSES):
+        reuse._unmap_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Capture:
