@@ -327,14 +327,21 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
 
     def _begin_dispatch(self) -> int:
         """Refuse work once closed, else count a dispatch in progress in this
-        thread; returns the thread's ident for :meth:`_end_dispatch`."""
-        with self._state_lock:
-            if self._state:
-                raise self._closed_error()
-            return self._count_dispatch()
+        thread; returns the thread's ident for :meth:`_end_dispatch`.
+
+        No lock (this runs on every submit): the count goes up before the
+        state is read, and ``close()`` sets the state before it reads the
+        counts, so either the closer sees this dispatch and waits for it, or
+        this sees the closed state and backs out."""
+        ident = self._count_dispatch()
+        if self._state:
+            self._end_dispatch(ident)
+            raise self._closed_error()
+        return ident
 
     def _count_dispatch(self) -> int:
-        """Count a dispatch in progress in this thread; call with the state lock held."""
+        """Count a dispatch in progress in this thread (only this thread writes
+        its own entry)."""
         ident = get_ident()
         dispatching = self._dispatching
         dispatching[ident] = dispatching.get(ident, 0) + 1
@@ -357,7 +364,8 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         no other thread is inside ``_dispatch``, so nothing is handed over
         after the workers were told to stop."""
         me = get_ident()
-        while any(ident != me for ident in self._dispatching):
+        # list(): a snapshot, taken at once; other threads add and remove their entries meanwhile
+        while any(ident != me for ident in list(self._dispatching)):
             self._dispatch_ended.wait(0.5)
 
     def _closed_error(self) -> ExecutorClosedError:

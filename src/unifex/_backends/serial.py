@@ -48,14 +48,16 @@ class SerialExecutor(BaseExecutor):
     _runs_at_dispatch: ClassVar[bool] = True
 
     def _dispatch(self, fut: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
-        with self._state_lock:  # submits from several threads share one worker life
-            life = self._life
-            if life is None or life.spent:
-                if life is not None:
-                    self._end_life()
-                life = self._life = WorkerLife(self._setup, self.kind)
-                life.begin()
-                unbind_state(life.previous)  # bound only while a task runs
+        life = self._life
+        if life is None or life.spent:
+            with self._state_lock:  # submits from several threads share one worker life
+                life = self._life
+                if life is None or life.spent:
+                    if life is not None:
+                        self._end_life()
+                    life = self._life = WorkerLife(self._setup, self.kind)
+                    life.begin()
+                    unbind_state(life.previous)  # bound only while a task runs
         previous = bind_state(life.state)
         try:
             if life.take(fut):
