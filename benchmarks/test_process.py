@@ -93,6 +93,20 @@ def test_batch_Pool_apply_async(benchmark: Any, mp_pool: Any) -> None:
     benchmark(lambda: [r.get() for r in [mp_pool.apply_async(noop) for _ in range(BATCH)]])
 
 
+GATHER = 4_000
+GATHER_GROUP = "process: submit 4,000 no-op tasks one by one, then gather (issue 11, point 5: <= 1.0x Pool.apply_async)"
+
+
+@pytest.mark.benchmark(group=GATHER_GROUP)
+def test_gather_unifex(benchmark: Any, unifex_ex: Any) -> None:
+    benchmark.pedantic(lambda: [f.result() for f in [unifex_ex.submit(noop) for _ in range(GATHER)]], rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group=GATHER_GROUP)
+def test_gather_Pool_apply_async(benchmark: Any, mp_pool: Any) -> None:
+    benchmark.pedantic(lambda: [r.get() for r in [mp_pool.apply_async(noop) for _ in range(GATHER)]], rounds=5, warmup_rounds=1)
+
+
 # -- map --------------------------------------------------------------------------
 
 
