@@ -198,6 +198,23 @@ def test_a_capture_compares_each_buffer_once() -> None:
     assert _segments() == []
 
 
+def test_a_long_map_over_new_arrays_remembers_a_bounded_number() -> None:
+    reuse = shm.Reuse()
+    prefix = f"/uxd{os.getpid()}-capture-"
+    capture = shm.Capture(reuse)
+    kept = np.ones(MB, dtype=np.uint8)  # in every input: stays remembered while alive
+    first = capture.segment(memoryview(kept), prefix)
+    for i in range(3 * shm._SEEN_MAX):
+        frame = np.full(MB, i % 256, dtype=np.uint8)  # a new array per input, dropped after its task
+        reuse.release([capture.segment(memoryview(frame), prefix)])
+        del frame
+        assert capture.segment(memoryview(kept), prefix) == first
+        assert len(capture.seen) <= shm._SEEN_MAX
+    reuse.release([first] * (1 + 3 * shm._SEEN_MAX))
+    reuse.close()
+    assert wait_until(lambda: _segments() == [], timeout=10), _segments()
+
+
 def test_reuse_keeps_at_most_its_budget_oldest_first() -> None:
     reuse = shm.Reuse(budget=5 * MB)
     prefix = f"/uxd{os.getpid()}-reuse-"

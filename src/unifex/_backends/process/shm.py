@@ -311,6 +311,8 @@ def _retain_budget() -> int:
 RETAIN_BYTES = _retain_budget()
 
 _Key = tuple[int, int, int]
+#: at most this many buffers remembered by one ``map`` call (:class:`Capture`)
+_SEEN_MAX = 64
 
 
 class _Live:
@@ -382,7 +384,7 @@ class Reuse:
                             live.source = raw.obj
                         live.refs += 1
                         if seen is not None:
-                            seen[key] = live
+                            self._remember(seen, key, live)
                         return live.name
                     # changed since: the new bytes get a segment of their own
                     del self._by_key[key]
@@ -394,8 +396,8 @@ class Reuse:
                 self._by_key[key] = live
                 self._by_name[name] = live
                 gone.extend(self._drain())
-            if seen is not None:
-                seen[key] = live
+                if seen is not None:
+                    self._remember(seen, key, live)
             return name
         finally:
             unlink(gone)
@@ -453,6 +455,17 @@ class Reuse:
         self._closed = True
 
     # -- under the lock -----------------------------------------------------------
+
+    def _remember(self, seen: dict[_Key, _Live], key: _Key, live: _Live) -> None:
+        """Record a capture; a long ``map`` over ever new arrays keeps at most
+        :data:`_SEEN_MAX` of them (forgetting one costs a comparison, never a
+        wrong segment)."""
+        if len(seen) >= _SEEN_MAX and key not in seen:
+            for stale in [k for k, v in seen.items() if self._by_key.get(k) is not v]:
+                del seen[stale]
+            if len(seen) >= _SEEN_MAX:
+                seen.clear()
+        seen[key] = live
 
     def _retain(self, live: _Live, source: object) -> bool:
         if live.nbytes > self._budget:
