@@ -193,7 +193,18 @@ def fail_unfinished(futures: Iterable[Future[Any]]) -> None:
             fut.try_set_exception(terminated_error())
 
 
-class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
+class _ExecutorMeta(abc.ABCMeta):
+    """Executors are tracked for the exit hook (:mod:`unifex._exit`) once built:
+    one whose ``__init__`` raised (a dask cluster that would not start) is not
+    closed at exit half-made."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        ex = super().__call__(*args, **kwargs)
+        _exit.track(ex)
+        return ex
+
+
+class BaseExecutor(PoolMethods, cf.Executor, metaclass=_ExecutorMeta):
     """Lifecycle, ``apply_async`` and ``map`` for every backend; a
     :class:`concurrent.futures.Executor`, with the ``multiprocessing.Pool``
     spelling (:class:`~unifex._poolapi.PoolMethods`) beside it."""
@@ -241,7 +252,6 @@ class BaseExecutor(PoolMethods, cf.Executor, abc.ABC):
         self._dispatch_ended = threading.Condition(self._state_lock)
         self._timer_: Timer | None = None
         self._init_lifecycle(retries, retry_on, backoff, max_pending)
-        _exit.track(self)
 
     @classmethod
     def default_size(cls) -> int:

@@ -297,6 +297,16 @@ class SharedState:
         if server is not None:
             server.stop()
         _tables.pop(self.token, None)
+        # this process's cached handles: the helper objects still alive hold
+        # their own, and the rest are unmapped now, not at exit (a program
+        # that makes executors and helpers in a loop met Linux's limit of
+        # 65,530 mappings, or kept every Queue's 1 MiB ring)
+        with _process_lock:
+            for name in names:
+                _opened.pop((name, _SEMAPHORE), None)
+                _opened.pop((name, _RECURSIVE_MUTEX), None)
+            for segment in segments:
+                _maps.pop(segment, None)
 
 
 # -- locks and semaphores --------------------------------------------------------------
@@ -455,23 +465,18 @@ class Condition(LockDelegate):
     notifier waits at most ``_NOTIFY_ACK_TIMEOUT`` seconds for each one.
     """
 
-    __slots__ = ("_lock", "_sleeping", "_wake", "_woken")
+    __slots__ = ("_lock", "_sems")
 
     def __init__(self, lock: Lock, sleeping: str, wake: str, woken: str) -> None:
         self._lock = lock
-        self._sleeping = sleeping
-        self._wake = wake
-        self._woken = woken
+        # held, like a Lock's: they keep working after close() unlinked the names
+        self._sems = tuple(_open(name, _SEMAPHORE, SEM_VALUE_MAX) for name in (sleeping, wake, woken))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._lock, self._sleeping, self._wake, self._woken))
+        return (type(self), (self._lock, *(sem.name for sem in self._sems)))
 
-    def _semaphores(self) -> tuple[Any, Any, Any]:
-        return (
-            _open(self._sleeping, _SEMAPHORE, SEM_VALUE_MAX),
-            _open(self._wake, _SEMAPHORE, SEM_VALUE_MAX),
-            _open(self._woken, _SEMAPHORE, SEM_VALUE_MAX),
-        )
+    def _semaphores(self) -> tuple[Any, ...]:
+        return self._sems
 
     def wait(self, timeout: float | None = None) -> bool:
         seconds = wait_timeout(timeout)
@@ -522,19 +527,19 @@ class Event:
     __slots__ = ("__weakref__", "_cond", "_flag")
 
     def __init__(self, flag: str, cond: Condition) -> None:
-        self._flag = flag
+        self._flag = _open(flag, _SEMAPHORE, 1)
         self._cond = cond
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._flag, self._cond))
+        return (type(self), (self._flag.name, self._cond))
 
     def is_set(self) -> bool:
-        return bool(_open(self._flag, _SEMAPHORE, 1)._get_value() == 1)
+        return bool(self._flag._get_value() == 1)
 
     isSet = is_set
 
     def set(self) -> None:
-        flag = _open(self._flag, _SEMAPHORE, 1)
+        flag = self._flag
         with self._cond:
             if flag._get_value() == 0:
                 flag.release()
@@ -542,7 +547,7 @@ class Event:
 
     def clear(self) -> None:
         with self._cond:
-            _open(self._flag, _SEMAPHORE, 1).acquire(False)
+            self._flag.acquire(False)
 
     def wait(self, timeout: float | None = None) -> bool:
         seconds = wait_timeout(timeout)
