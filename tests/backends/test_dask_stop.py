@@ -73,6 +73,10 @@ def cancel_its_awaiter(fut: Any, ready: Any) -> None:
 
     async def main() -> None:
         waiter = asyncio.ensure_future(_await(fut))
+        # let the awaiter reach its ``await``: cancelled before its first step it
+        # never awaits ``fut``, so nothing asks to stop the task (under load, the
+        # task was often running before this loop's first turn)
+        await asyncio.sleep(0)
         while not ready():
             await asyncio.sleep(0.01)
         waiter.cancel()

@@ -92,6 +92,7 @@ def test_cancelling_the_awaiting_task_stops_a_running_one(make_executor: Any) ->
 
     async def main() -> None:
         waiter = asyncio.ensure_future(_await(running))
+        await asyncio.sleep(0)  # the awaiter reaches its ``await`` before it can be cancelled
         for _ in range(10_000):
             if started.is_set():
                 break
